@@ -1,0 +1,9 @@
+"""lionr: the Lion optimizer for Keras 3, with keras3's R signature."""
+
+from lionr.api import optimizer_lion
+from lionr.checks import ArgumentError
+from lionr.checks import ArgumentTypeError
+from lionr.lion import Lion
+
+__version__ = "0.1.0"
+__all__ = ["optimizer_lion", "Lion", "ArgumentError", "ArgumentTypeError"]

@@ -1,0 +1,176 @@
+"""The Lion optimizer as a Keras 3 optimizer.
+
+Lion (Chen et al., 2023, "Symbolic Discovery of Optimization Algorithms")
+keeps one momentum ``m`` per parameter ``p``. With gradient ``g``, learning
+rate ``lr``, weight decay ``wd`` and rates ``b1``, ``b2``, one step is::
+
+    c = b1 * m + (1 - b1) * g
+    p <- p - lr * (sign(c) + wd * p)
+    m <- b2 * m + (1 - b2) * g
+
+Keras's base optimizer applies, in order: loss-scale division, gradient
+accumulation, clipping, the decoupled weight decay ``p <- p - lr * wd * p``,
+then the sign step above, then EMA. Since ``sign(c)`` does not depend on
+``p``, this is exactly the rule above.
+"""
+
+import keras
+from keras import ops
+
+from lionr import checks
+from lionr import hyper
+from lionr import state
+from lionr import kernels
+
+
+@keras.saving.register_keras_serializable(package="lionr")
+class Lion(keras.optimizers.Optimizer):
+    """Lion: sign of an interpolated momentum, one float32 state per weight.
+
+    Args:
+        learning_rate: number >= 0, ``LearningRateSchedule``, or callable
+            taking no arguments.
+        beta_1: weight of the momentum in the interpolation ``c`` whose sign
+            is the update; in (0, 1]. Number, constant scalar tensor,
+            schedule (called with the iteration count) or no-argument
+            callable.
+        beta_2: decay rate of the momentum ``m``; in [0, 1]. Same forms as
+            ``beta_1``.
+        weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema,
+        ema_momentum, ema_overwrite_frequency, loss_scale_factor,
+        gradient_accumulation_steps, name: as for every Keras optimizer,
+            validated at construction (see ``lionr.optimizer_lion``).
+        momentum_dtype: how the momentum is stored: ``"float32"`` (default),
+            ``"bfloat16"`` or ``"int8"`` (block-quantized); see
+            ``lionr.state``.
+    """
+
+    def __init__(
+        self,
+        learning_rate=0.001,
+        beta_1=0.9,
+        beta_2=0.99,
+        weight_decay=None,
+        clipnorm=None,
+        clipvalue=None,
+        global_clipnorm=None,
+        use_ema=False,
+        ema_momentum=0.99,
+        ema_overwrite_frequency=None,
+        loss_scale_factor=None,
+        gradient_accumulation_steps=None,
+        name="lion",
+        momentum_dtype="float32",
+        **kwargs,
+    ):
+        if kwargs:
+            unknown = ", ".join(f"`{k}`" for k in kwargs)
+            raise checks.ArgumentTypeError(
+                f"Unknown argument(s) {unknown}; lionr's Lion accepts the "
+                "Keras optimizer arguments and `momentum_dtype`."
+            )
+        positive = dict(low=0, low_open=True, optional=True)
+        clips = {
+            "clipnorm": checks.number("clipnorm", clipnorm, **positive),
+            "clipvalue": checks.number("clipvalue", clipvalue, **positive),
+            "global_clipnorm": checks.number(
+                "global_clipnorm", global_clipnorm, **positive
+            ),
+        }
+        checks.one_clip(clips)
+        super().__init__(
+            learning_rate=checks.learning_rate(learning_rate),
+            weight_decay=checks.number(
+                "weight_decay", weight_decay, low=0, optional=True
+            ),
+            use_ema=checks.boolean("use_ema", use_ema),
+            ema_momentum=checks.number("ema_momentum", ema_momentum, 0, 1),
+            ema_overwrite_frequency=checks.integer(
+                "ema_overwrite_frequency", ema_overwrite_frequency, 1
+            ),
+            loss_scale_factor=checks.number(
+                "loss_scale_factor", loss_scale_factor, **positive
+            ),
+            gradient_accumulation_steps=checks.integer(
+                "gradient_accumulation_steps", gradient_accumulation_steps, 2
+            ),
+            name=checks.string("name", name),
+            **clips,
+        )
+        self.beta_1 = checks.hyperparameter("beta_1", beta_1, 0, 1, True, False)
+        self.beta_2 = checks.hyperparameter("beta_2", beta_2, 0, 1, False, False)
+        self.momentum_dtype = checks.choice(
+            "momentum_dtype", momentum_dtype, state.MOMENTUM_DTYPES
+        )
+
+    def _get_current_learning_rate(self):
+        if isinstance(self._learning_rate, keras.Variable):
+            return self._learning_rate
+        return hyper.resolve(self._learning_rate, self._iterations)
+
+    def build(self, var_list):
+        """Create one momentum store per trainable variable."""
+        if self.built:
+            return
+        super().build(var_list)
+        self._slots = [
+            None
+            if self._overwrite_variable_with_gradient(v)
+            else state.make_slot(self, v, self.momentum_dtype)
+            for v in var_list
+        ]
+
+    @property
+    def _momentums(self):
+        """The stored momentum variables (float32 mode)."""
+        return [s.slot if s is not None else None for s in self._slots]
+
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        # Betas are resolved once per step, then read by every variable.
+        betas = (
+            hyper.resolve(self.beta_1, self._iterations),
+            hyper.resolve(self.beta_2, self._iterations),
+        )
+        object.__setattr__(self, "_betas_now", betas)
+        if not kernels.apply_fused(
+            self, grads, trainable_variables, learning_rate, betas
+        ):
+            super()._backend_update_step(
+                grads, trainable_variables, learning_rate
+            )
+
+    def update_step(self, gradient, variable, learning_rate):
+        """One Lion step for one variable (the rule in the module docstring)."""
+        dtype = variable.dtype
+        lr = ops.cast(learning_rate, dtype)
+        gradient = ops.cast(gradient, dtype)
+        beta_1, beta_2 = (ops.cast(b, dtype) for b in self._betas_now)
+        slot = self._slots[self._get_variable_index(variable)]
+        m = slot.read()
+        c = ops.add(
+            ops.multiply(m, beta_1), ops.multiply(gradient, 1.0 - beta_1)
+        )
+        self.assign_sub(variable, ops.multiply(lr, ops.sign(c)))
+        slot.write(
+            self,
+            ops.add(
+                ops.multiply(m, beta_2), ops.multiply(gradient, 1.0 - beta_2)
+            ),
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            beta_1=hyper.to_config(self.beta_1),
+            beta_2=hyper.to_config(self.beta_2),
+            momentum_dtype=self.momentum_dtype,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        for key in ("beta_1", "beta_2"):
+            if key in config:
+                config[key] = hyper.from_config(config[key], custom_objects)
+        return super().from_config(config, custom_objects=custom_objects)

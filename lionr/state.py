@@ -1,0 +1,95 @@
+"""How the momentum is stored: float32, bfloat16 or 8-bit blocks.
+
+Arithmetic is always done in float32 (or the parameter's own float dtype);
+only the stored copy of the momentum ``m`` changes.
+
+* ``"float32"``: ``m`` kept in the parameter's dtype (4 bytes per float32
+  parameter).
+* ``"bfloat16"``: ``m`` kept as bfloat16 (2 bytes per parameter).
+* ``"int8"``: ``m`` cut into blocks of ``BLOCK`` values; each block stores
+  ``q = round(127 * m / s)`` as int8 and its scale ``s = max |m|`` as
+  float32, and is read back as ``q * s / 127`` (1 + 4/256 bytes per
+  parameter). Tensors of fewer than ``MIN_QUANTIZED`` elements keep float32.
+"""
+
+import math
+
+from keras import ops
+
+MOMENTUM_DTYPES = ("float32", "bfloat16", "int8")
+BLOCK = 256
+MIN_QUANTIZED = 4096
+
+
+def _slot_name(variable, suffix):
+    path = getattr(variable, "path", None) or str(variable.name)
+    return f"{path.replace('/', '_').replace(':', '_')}_{suffix}"
+
+
+class Plain:
+    """Momentum stored as is (``float32``) or cast (``bfloat16``)."""
+
+    def __init__(self, optimizer, variable, dtype=None):
+        self.compute_dtype = variable.dtype
+        self.slot = optimizer.add_variable(
+            shape=variable.shape,
+            dtype=dtype or variable.dtype,
+            name=_slot_name(variable, "momentum"),
+            layout=getattr(variable, "_layout", None),
+        )
+        self.cast = dtype is not None and dtype != variable.dtype
+
+    def read(self):
+        m = self.slot.value
+        return ops.cast(m, self.compute_dtype) if self.cast else m
+
+    def write(self, optimizer, m):
+        optimizer.assign(self.slot, m)
+
+
+class Blockwise:
+    """Momentum stored as int8 blocks with one float32 scale per block."""
+
+    def __init__(self, optimizer, variable):
+        self.shape = tuple(variable.shape)
+        self.size = math.prod(self.shape)
+        self.compute_dtype = variable.dtype
+        blocks = -(-self.size // BLOCK)
+        self.pad = blocks * BLOCK - self.size
+        self.codes = optimizer.add_variable(
+            shape=(blocks, BLOCK),
+            dtype="int8",
+            name=_slot_name(variable, "momentum_int8"),
+        )
+        self.scales = optimizer.add_variable(
+            shape=(blocks, 1),
+            dtype="float32",
+            name=_slot_name(variable, "momentum_scale"),
+        )
+
+    def read(self):
+        m = ops.cast(self.codes.value, "float32") * (self.scales.value / 127.0)
+        m = ops.reshape(m, (-1,))
+        if self.pad:
+            m = m[: self.size]
+        return ops.cast(ops.reshape(m, self.shape), self.compute_dtype)
+
+    def write(self, optimizer, m):
+        m = ops.reshape(ops.cast(m, "float32"), (-1,))
+        if self.pad:
+            m = ops.pad(m, [(0, self.pad)])
+        m = ops.reshape(m, (-1, BLOCK))
+        scale = ops.max(ops.abs(m), axis=1, keepdims=True)
+        safe = ops.where(scale > 0, scale, ops.ones_like(scale))
+        codes = ops.clip(ops.round(m * (127.0 / safe)), -127, 127)
+        optimizer.assign(self.codes, ops.cast(codes, "int8"))
+        optimizer.assign(self.scales, scale)
+
+
+def make_slot(optimizer, variable, momentum_dtype):
+    """The momentum store of ``variable`` for ``momentum_dtype``."""
+    if momentum_dtype == "bfloat16":
+        return Plain(optimizer, variable, "bfloat16")
+    if momentum_dtype == "int8" and math.prod(variable.shape) >= MIN_QUANTIZED:
+        return Blockwise(optimizer, variable)
+    return Plain(optimizer, variable)
