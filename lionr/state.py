@@ -6,14 +6,18 @@ only the stored copy of the momentum ``m`` changes.
 * ``"float32"``: ``m`` kept in the parameter's dtype (4 bytes per float32
   parameter).
 * ``"bfloat16"``: ``m`` kept as bfloat16 (2 bytes per parameter).
-* ``"int8"``: ``m`` cut into blocks of ``BLOCK`` values; each block stores
-  ``q = round(127 * m / s)`` as int8 and its scale ``s = max |m|`` as
-  float32, and is read back as ``q * s / 127`` (1 + 4/256 bytes per
-  parameter). Tensors of fewer than ``MIN_QUANTIZED`` elements keep float32.
+* ``"int8"``: ``m`` cut into blocks of ``BLOCK`` values; each block keeps
+  its scale ``s = max |m|`` as float32 and the codes
+  ``q = round(127 * sign(m) * sqrt(|m| / s))`` as int8, read back as
+  ``s * (q / 127) * |q / 127|`` (1 + 4/256 bytes per parameter). The square
+  root spends the 8 bits more finely near zero, where the sign of the
+  update is decided. Tensors of fewer than ``MIN_QUANTIZED`` elements keep
+  float32.
 """
 
 import math
 
+import keras
 from keras import ops
 
 MOMENTUM_DTYPES = ("float32", "bfloat16", "int8")
@@ -24,6 +28,20 @@ MIN_QUANTIZED = 4096
 def _slot_name(variable, suffix):
     path = getattr(variable, "path", None) or str(variable.name)
     return f"{path.replace('/', '_').replace(':', '_')}_{suffix}"
+
+
+def _replicated(rank):
+    """A replicated layout under an active ``keras.distribution``, else None.
+
+    Blocks do not line up with a parameter's shards, so int8 state is kept
+    whole on every device.
+    """
+    distribution = keras.distribution.distribution()
+    if distribution is None:
+        return None
+    return keras.distribution.TensorLayout(
+        [None] * rank, distribution.device_mesh
+    )
 
 
 class Plain:
@@ -60,15 +78,18 @@ class Blockwise:
             shape=(blocks, BLOCK),
             dtype="int8",
             name=_slot_name(variable, "momentum_int8"),
+            layout=_replicated(2),
         )
         self.scales = optimizer.add_variable(
             shape=(blocks, 1),
             dtype="float32",
             name=_slot_name(variable, "momentum_scale"),
+            layout=_replicated(2),
         )
 
     def read(self):
-        m = ops.cast(self.codes.value, "float32") * (self.scales.value / 127.0)
+        q = ops.cast(self.codes.value, "float32") * (1.0 / 127.0)
+        m = q * ops.abs(q) * self.scales.value
         m = ops.reshape(m, (-1,))
         if self.pad:
             m = m[: self.size]
@@ -81,7 +102,8 @@ class Blockwise:
         m = ops.reshape(m, (-1, BLOCK))
         scale = ops.max(ops.abs(m), axis=1, keepdims=True)
         safe = ops.where(scale > 0, scale, ops.ones_like(scale))
-        codes = ops.clip(ops.round(m * (127.0 / safe)), -127, 127)
+        r = m / safe
+        codes = ops.round(ops.sign(r) * ops.sqrt(ops.abs(r)) * 127.0)
         optimizer.assign(self.codes, ops.cast(codes, "int8"))
         optimizer.assign(self.scales, scale)
 

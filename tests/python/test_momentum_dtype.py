@@ -1,0 +1,162 @@
+"""``momentum_dtype``: float32, bfloat16 and int8 block-quantized momentum."""
+
+import math
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import keras
+from keras import ops
+
+import lionr
+from lionr import state
+
+MODES = ["float32", "bfloat16", "int8"]
+
+
+def state_bytes(optimizer):
+    skip = {id(optimizer._iterations), id(optimizer._learning_rate)}
+    return sum(
+        ops.convert_to_numpy(v.value).nbytes
+        for v in optimizer.variables
+        if id(v) not in skip
+    )
+
+
+def dense_model(units_in=1000, units_out=1000):
+    return keras.Sequential(
+        [keras.Input((units_in,)), keras.layers.Dense(units_out)]
+    )
+
+
+@pytest.mark.parametrize(
+    "mode, low, high", [("float32", 4.0, 4.0), ("bfloat16", 2.0, 2.01),
+                        ("int8", 1.0, 1.1)],
+)
+def test_state_bytes_per_parameter_on_a_million_parameters(mode, low, high):
+    model = dense_model()
+    params = sum(math.prod(v.shape) for v in model.trainable_variables)
+    assert params == 1_001_000
+    optimizer = lionr.optimizer_lion(momentum_dtype=mode)
+    optimizer.build(model.trainable_variables)
+    assert low <= state_bytes(optimizer) / params <= high
+
+
+def test_adamw_keeps_twice_the_float32_state():
+    model = dense_model()
+    lion = lionr.optimizer_lion()
+    adamw = keras.optimizers.AdamW()
+    lion.build(model.trainable_variables)
+    adamw.build(model.trainable_variables)
+    assert state_bytes(adamw) == 2 * state_bytes(lion)
+
+
+def test_storage_dtypes_and_small_tensors_left_in_float32():
+    model = dense_model(64, 128)  # kernel 8192 values, bias 128
+    kernel, bias = model.trainable_variables
+    optimizer = lionr.optimizer_lion(momentum_dtype="int8")
+    optimizer.build([kernel, bias])
+    big, small = optimizer._slots
+    assert isinstance(big, state.Blockwise)
+    assert big.codes.dtype == "int8" and tuple(big.codes.shape) == (32, 256)
+    assert tuple(big.scales.shape) == (32, 1)
+    assert isinstance(small, state.Plain) and small.slot.dtype == "float32"
+    bf16 = lionr.optimizer_lion(momentum_dtype="bfloat16")
+    bf16.build([kernel, bias])
+    assert all(s.slot.dtype == "bfloat16" for s in bf16._slots)
+
+
+def test_int8_round_trip_error_is_within_one_code_step():
+    """|m - read(write(m))| <= s * d * (2 sqrt(|m|/s) + d), d = 0.5/127."""
+    rng = np.random.default_rng(1)
+    m = rng.standard_cauchy(size=(5000,)).astype("float32")  # heavy tails
+    variable = keras.Variable(np.zeros_like(m))
+    optimizer = lionr.optimizer_lion(momentum_dtype="int8")
+    optimizer.build([variable])
+    slot = optimizer._slots[0]
+    slot.write(optimizer, ops.convert_to_tensor(m))
+    back = ops.convert_to_numpy(slot.read())
+    padded = np.pad(m, (0, (-len(m)) % state.BLOCK)).reshape(-1, state.BLOCK)
+    scale = np.repeat(np.abs(padded).max(axis=1), state.BLOCK)[: len(m)]
+    d = 0.5 / 127
+    bound = scale * d * (2 * np.sqrt(np.abs(m) / scale) + d)
+    assert np.all(np.abs(back - m) <= bound * (1 + 1e-5) + 1e-30)
+    assert np.all(np.sign(back[np.abs(m) > bound]) == np.sign(m[np.abs(m) > bound]))
+
+
+def test_bfloat16_stores_the_rounded_float32_momentum():
+    rng = np.random.default_rng(2)
+    g = rng.normal(size=(300,)).astype("float32")
+    variable = keras.Variable(np.ones(300, "float32"))
+    optimizer = lionr.optimizer_lion(
+        learning_rate=0.1, beta_2=0.9, momentum_dtype="bfloat16"
+    )
+    optimizer.apply([ops.convert_to_tensor(g)], [variable])
+    expected_m = (np.float32(1) - np.float32(0.9)) * g
+    stored = ops.convert_to_numpy(ops.cast(optimizer._slots[0].slot.value, "float32"))
+    np.testing.assert_array_equal(
+        stored, expected_m.astype(ml_dtypes.bfloat16).astype("float32")
+    )
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(variable), np.float32(1) - np.float32(0.1) * np.sign(g)
+    )
+
+
+def test_unknown_mode_is_refused_with_the_accepted_values():
+    with pytest.raises(ValueError, match="momentum_dtype.*'float32'.*'bfloat16'.*'int8'.*float16"):
+        lionr.optimizer_lion(momentum_dtype="float16")
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 64)).astype("float32")
+    y = (x @ rng.normal(size=(64, 4)) / 8).astype("float32")
+    return x, y
+
+
+def _model(mode):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((64,)), keras.layers.Dense(128, activation="relu"),
+         keras.layers.Dense(4)]
+    )
+    model.compile(
+        optimizer=lionr.optimizer_lion(
+            learning_rate=1e-2, weight_decay=0.01, momentum_dtype=mode
+        ),
+        loss="mse",
+    )
+    return model
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_fit_trains(mode):
+    model = _model(mode)
+    history = model.fit(*_data(), epochs=8, batch_size=32, verbose=0)
+    losses = history.history["loss"]
+    assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_save_load_restores_state_and_resumes_the_same_run(mode, tmp_path):
+    x, y = _data()
+    straight = _model(mode)
+    straight.fit(x, y, epochs=4, batch_size=32, shuffle=False, verbose=0)
+
+    first = _model(mode)
+    first.fit(x, y, epochs=2, batch_size=32, shuffle=False, verbose=0)
+    path = tmp_path / f"{mode}.keras"
+    first.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded.optimizer, lionr.Lion)
+    assert loaded.optimizer.get_config() == first.optimizer.get_config()
+    for a, b in zip(first.optimizer.variables, loaded.optimizer.variables):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(
+            ops.convert_to_numpy(ops.cast(a.value, "float32")),
+            ops.convert_to_numpy(ops.cast(b.value, "float32")),
+        )
+    loaded.fit(x, y, epochs=2, batch_size=32, shuffle=False, verbose=0)
+    for a, b in zip(straight.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(a, b)
