@@ -125,6 +125,14 @@ class Lion(keras.optimizers.Optimizer):
         """The stored momentum variables (float32 mode)."""
         return [s.slot if s is not None else None for s in self._slots]
 
+    def _apply_weight_decay(self, variables):
+        # Where the backend's fused step can apply the decay in the same
+        # pass over memory (torch), only its factor is computed here.
+        if kernels.fuses_weight_decay(self, variables):
+            object.__setattr__(self, "_decay_now", kernels.decay_factor(self))
+            return
+        super()._apply_weight_decay(variables)
+
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
         # Betas are resolved once per step, then read by every variable.
         betas = (
@@ -132,9 +140,16 @@ class Lion(keras.optimizers.Optimizer):
             hyper.resolve(self.beta_2, self._iterations),
         )
         object.__setattr__(self, "_betas_now", betas)
+        # A fused kernel gets the betas already in the variables' dtype, as
+        # update_step uses them, so that 1 - beta is the same on every path.
+        dtype = trainable_variables[0].dtype
+        fused_betas = tuple(ops.cast(b, dtype) for b in betas)
+        decay = self.__dict__.pop("_decay_now", None)
         if not kernels.apply_fused(
-            self, grads, trainable_variables, learning_rate, betas
+            self, grads, trainable_variables, learning_rate, fused_betas, decay
         ):
+            if decay is not None:
+                super()._apply_weight_decay(trainable_variables)
             super()._backend_update_step(
                 grads, trainable_variables, learning_rate
             )

@@ -1,0 +1,225 @@
+#' The Lion optimizer
+#'
+#' Makes a Lion optimizer for Keras 3. Lion keeps one momentum `m` per
+#' weight `p`. At each step, with gradient `g`:
+#'
+#' \preformatted{
+#' p <- p - learning_rate * (sign(beta_1 * m + (1 - beta_1) * g) + weight_decay * p)
+#' m <- beta_2 * m + (1 - beta_2) * g
+#' }
+#'
+#' Since the sign makes every coordinate of the update the same size, Lion
+#' usually wants a learning rate 3 to 10 times smaller than AdamW, and a
+#' weight decay 3 to 10 times larger. Lion stores one momentum per weight,
+#' half the state of Adam.
+#'
+#' The function only adapts R values for Python and calls the Python
+#' function `lionr.optimizer_lion()`, shipped with this package, which
+#' checks every argument: `NULL` becomes `None`, a whole number such as `2`
+#' is accepted where an integer is needed, an R function becomes a Python
+#' callable, and Python objects (tensors, schedules, callables) are passed
+#' on as they are. A vector of length other than one, or `NA`, is refused
+#' in R, since Python would receive a list or `TRUE` in its place.
+#'
+#' Every refusal is an R condition of class `lionr_error` (also `error`
+#' and `condition`), whose message names the argument, shows the value
+#' received and says what is accepted.
+#'
+#' A function given as `learning_rate`, `beta_1` or `beta_2` is called by
+#' the optimizer, with no arguments, whenever it computes a step; its
+#' result (one number) reaches Python as a float. When Keras compiles the
+#' training step (as `fit()` does with the jax and tensorflow backends), a
+#' function returning a plain number is called while the step is compiled,
+#' and its value then holds until the step is compiled again; a schedule
+#' from `keras$optimizers$schedules` changes at every step.
+#'
+#' @param learning_rate The learning rate: a number >= 0, a Keras
+#'   `LearningRateSchedule`, or a function taking no arguments that returns
+#'   the rate. Default `0.001`.
+#' @param beta_1 How much of the momentum (against the fresh gradient) goes
+#'   into the direction whose sign is the update: a number in (0, 1], a
+#'   constant scalar float tensor, a schedule, or a function taking no
+#'   arguments. Default `0.9`.
+#' @param beta_2 The decay rate of the momentum: a number in \[0, 1\], or
+#'   any of the other forms allowed for `beta_1`. Default `0.99`.
+#' @param weight_decay `NULL` (no decay) or a number >= 0: decoupled weight
+#'   decay, `p <- p - learning_rate * weight_decay * p` at each step.
+#' @param clipnorm `NULL` or a number > 0: the gradient of each weight is
+#'   rescaled so that its norm is at most this value.
+#' @param clipvalue `NULL` or a number > 0: each element of each gradient is
+#'   clipped to \[-clipvalue, clipvalue\].
+#' @param global_clipnorm `NULL` or a number > 0: all gradients together are
+#'   rescaled so that their joint norm is at most this value. At most one
+#'   of `clipnorm`, `clipvalue` and `global_clipnorm` may be set.
+#' @param use_ema `TRUE` or `FALSE` (default): keep an exponential moving
+#'   average of the weights, which replaces the weights at the end of
+#'   training (or every `ema_overwrite_frequency` steps).
+#' @param ema_momentum A number in \[0, 1\], used with `use_ema = TRUE`:
+#'   `average <- ema_momentum * average + (1 - ema_momentum) * weight`.
+#'   Default `0.99`.
+#' @param ema_overwrite_frequency `NULL` or a whole number >= 1, used with
+#'   `use_ema = TRUE`: the weights are replaced by their average every this
+#'   many steps. With `NULL` they are replaced only by
+#'   `optimizer$finalize_variable_values()`, which `fit()` calls after its
+#'   last epoch. A fraction such as `2.5` is refused.
+#' @param name A non-empty string: the optimizer's name, used as the prefix
+#'   of its variables. Default `"lion"`.
+#' @param ... Further arguments of the Python optimizer, each named, passed
+#'   on as they are. Today there is one: `momentum_dtype`, the storage of
+#'   the momentum, `"float32"` (default), `"bfloat16"` or `"int8"`. An
+#'   unnamed or unknown argument is refused.
+#' @param loss_scale_factor `NULL` or a number > 0: the loss is multiplied
+#'   by it before the gradients are computed, and the gradients divided by
+#'   it before they are used, which keeps small gradients from underflowing
+#'   in mixed precision.
+#' @param gradient_accumulation_steps `NULL` or a whole number >= 2: the
+#'   weights change only once every this many steps, by the mean of the
+#'   gradients gathered since the last change. A fraction such as `2.5` is
+#'   refused.
+#'
+#' @return The Python optimizer (a `lionr.Lion`, which is a
+#'   `keras.optimizers.Optimizer`), to give to a Keras model's `compile()`.
+#'
+#' @references Chen, X., Liang, C., Huang, D., Real, E., Wang, K., Liu, Y.,
+#'   Pham, H., Dong, X., Luong, T., Hsieh, C.-J., Lu, Y. and Le, Q. V.
+#'   (2023). Symbolic Discovery of Optimization Algorithms.
+#'   \doi{10.48550/arXiv.2302.06675}
+#'
+#' @seealso [install_lionr()] to set up Python for lionr.
+#'
+#' @examplesIf lionr::lionr_available()
+#' opt <- optimizer_lion(learning_rate = 1e-4, beta_2 = function() 0.98)
+#' opt$get_config()$learning_rate
+#'
+#' # A small model and data, both made in Python through reticulate.
+#' keras <- reticulate::import("keras")
+#' np <- reticulate::import("numpy", convert = FALSE)
+#' x <- np$ones(c(8L, 3L), dtype = "float32")
+#' y <- np$zeros(c(8L, 1L), dtype = "float32")
+#' model <- keras$Sequential(list(keras$Input(shape = list(3L)),
+#'                                keras$layers$Dense(1L)))
+#' model$compile(optimizer = opt, loss = "mse")
+#' history <- model$fit(x, y, epochs = 2L, batch_size = 4L, verbose = 0L)
+#' history$history$loss
+#'
+#' # Refusals are conditions of class "lionr_error".
+#' tryCatch(optimizer_lion(beta_1 = 1.5),
+#'          lionr_error = function(e) conditionMessage(e))
+#' @export
+optimizer_lion <- function(
+    learning_rate = 0.001,
+    beta_1 = 0.9,
+    beta_2 = 0.99,
+    weight_decay = NULL,
+    clipnorm = NULL,
+    clipvalue = NULL,
+    global_clipnorm = NULL,
+    use_ema = FALSE,
+    ema_momentum = 0.99,
+    ema_overwrite_frequency = NULL,
+    name = "lion",
+    ...,
+    loss_scale_factor = NULL,
+    gradient_accumulation_steps = NULL) {
+  call <- sys.call()
+  dots <- list(...)
+  dot_names <- names(dots)
+  if (is.null(dot_names)) dot_names <- rep("", length(dots))
+  unnamed <- which(!nzchar(dot_names))
+  if (length(unnamed)) {
+    lionr_error(
+      sprintf(paste(
+        "Every argument in `...` must be named; received %d unnamed",
+        "(%s). Name each extra argument, for example",
+        "momentum_dtype = \"bfloat16\"."),
+        length(unnamed),
+        paste(vapply(dots[unnamed], shown, ""), collapse = ", ")),
+      call = call
+    )
+  }
+  twice <- unique(dot_names[duplicated(dot_names)])
+  if (length(twice)) {
+    lionr_error(
+      sprintf("Each argument may be given once; received %s more than once.",
+              paste0("`", twice, "`", collapse = ", ")),
+      call = call
+    )
+  }
+
+  args <- c(
+    list(
+      learning_rate = learning_rate,
+      beta_1 = beta_1,
+      beta_2 = beta_2,
+      weight_decay = weight_decay,
+      clipnorm = clipnorm,
+      clipvalue = clipvalue,
+      global_clipnorm = global_clipnorm,
+      use_ema = use_ema,
+      ema_momentum = ema_momentum,
+      ema_overwrite_frequency = ema_overwrite_frequency,
+      name = name,
+      loss_scale_factor = loss_scale_factor,
+      gradient_accumulation_steps = gradient_accumulation_steps
+    ),
+    dots
+  )
+  for (arg in names(args)) {
+    value <- as_python_value(args[[arg]], arg, call)
+    if (!is.null(value)) args[[arg]] <- value
+  }
+
+  lionr <- python_module()
+  call_python(lionr$optimizer_lion, args, call = call)
+}
+
+# One argument, made ready for reticulate. NULL stays NULL (None); Python
+# objects pass as they are; an R function is wrapped so that, as a Python
+# callable, its result is a plain number; one R value loses its attributes (names, dims),
+# so that it reaches Python as a scalar. Vectors of another length and NA
+# are refused here, since Python would see a list or True.
+as_python_value <- function(value, arg, call = NULL) {
+  if (is.null(value) || inherits(value, "python.builtin.object")) {
+    return(value)
+  }
+  if (is.function(value)) {
+    return(python_callable(value))
+  }
+  if (is.atomic(value)) {
+    if (length(value) != 1L) {
+      lionr_error(
+        sprintf(paste(
+          "`%s` must be one value (one number, TRUE/FALSE or string, as the",
+          "argument requires), not a vector of length %d; received %s = %s."),
+          arg, length(value), arg, shown(value)),
+        call = call
+      )
+    }
+    if (is.na(value) && !is.nan(value)) {
+      lionr_error(
+        sprintf(paste(
+          "`%s` must be a value, not NA; received %s = %s. Give a number,",
+          "TRUE/FALSE or a string as the argument requires, or NULL where",
+          "it may be unset."),
+          arg, arg, shown(value)),
+        call = call
+      )
+    }
+    return(as.vector(value))
+  }
+  value
+}
+
+# An R function for use as a Python callable taking no arguments
+# (reticulate converts it when Python is called); a single number it
+# returns reaches Python as a float.
+python_callable <- function(fun) {
+  force(fun)
+  function() {
+    value <- fun()
+    if (is.numeric(value) && length(value) == 1L && !is.object(value)) {
+      value <- as.double(value)
+    }
+    value
+  }
+}

@@ -1,0 +1,507 @@
+"""Time one optimizer step the way Keras runs it in training.
+
+For every Keras backend (each in its own subprocess, since ``KERAS_BACKEND``
+is read once at import) and every parameter count, this script times:
+
+* ``lionr.Lion`` (float32 momentum, with and without weight decay, and the
+  ``bfloat16`` / ``int8`` momentum modes),
+* ``keras.optimizers.Lion`` (with and without weight decay),
+* ``keras.optimizers.AdamW``,
+* ``optax.lion`` (jax) and ``lion_pytorch.Lion`` (torch) as outside
+  references.
+
+How a step runs, per backend, mirrors Keras's own trainers:
+
+* jax: ``jax.jit`` of ``optimizer.stateless_apply`` with the parameter and
+  optimizer-state buffers donated (optax: ``jit`` of ``update`` +
+  ``apply_updates``, donated the same way);
+* tensorflow: ``tf.function(jit_compile=True)`` around ``optimizer.apply``;
+* torch: eager ``optimizer.apply`` (lion_pytorch: ``step()``).
+
+Parameters are float32, split into 10 tensors of equal size. Repeats are
+interleaved across implementations within a backend, so slow phases of a
+shared machine hit every implementation alike; medians and min-max are
+reported. The machine's memory bandwidth is measured in the same run (numpy
+copy of a 256 MiB array), and each step time is also given as a multiple of
+the bandwidth bound of an ideal Lion step: 20 bytes per parameter (read
+p, g, m; write p, m).
+
+Outputs: a markdown table on stdout and in ``benchmarks/results/step.md``,
+all numbers in ``step.json`` and a chart in ``step.png`` (``--out`` changes
+the folder).
+
+Examples::
+
+    python benchmarks/bench_step.py                 # full run, ~5-10 min
+    python benchmarks/bench_step.py --quick         # smoke test, seconds
+    python benchmarks/bench_step.py --backends jax --sizes 1e6
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+BACKENDS = ("jax", "tensorflow", "torch")
+N_TENSORS = 10
+BYTES_BOUND = 20  # read p, g, m; write p, m (float32)
+LR, B1, B2, WD = 1e-4, 0.9, 0.99, 0.01
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------
+# Memory bandwidth
+# --------------------------------------------------------------------------
+
+
+def bandwidth(mib=256, repeats=5):
+    """Bytes read + written per second by a numpy copy, GB/s (median, all)."""
+    import numpy as np
+
+    n = mib * 2**20 // 4
+    src = np.ones(n, np.float32)
+    dst = np.empty_like(src)
+    np.copyto(dst, src)
+    rates = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.copyto(dst, src)
+        rates.append(2 * src.nbytes / (time.perf_counter() - t0) / 1e9)
+    return statistics.median(rates), rates
+
+
+# --------------------------------------------------------------------------
+# Implementations, one builder per backend. A builder returns a list of
+# (name, how, make) where make(shapes) -> (step, state_bytes).
+# --------------------------------------------------------------------------
+
+
+def _data(shapes, seed=0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    params = [rng.standard_normal(s).astype("float32") for s in shapes]
+    grads = [rng.standard_normal(s).astype("float32") for s in shapes]
+    return params, grads
+
+
+def _keras_optimizers():
+    import keras
+
+    import lionr
+
+    def lion(**kw):
+        return lambda: lionr.Lion(learning_rate=LR, beta_1=B1, beta_2=B2, **kw)
+
+    def klion(**kw):
+        return lambda: keras.optimizers.Lion(
+            learning_rate=LR, beta_1=B1, beta_2=B2, **kw
+        )
+
+    return [
+        ("lionr.Lion", lion()),
+        ("keras.optimizers.Lion", klion()),
+        ("lionr.Lion wd", lion(weight_decay=WD)),
+        ("keras.optimizers.Lion wd", klion(weight_decay=WD)),
+        ("keras.optimizers.AdamW", lambda: keras.optimizers.AdamW(LR)),
+        ("lionr.Lion bfloat16", lion(momentum_dtype="bfloat16")),
+        ("lionr.Lion int8", lion(momentum_dtype="int8")),
+    ]
+
+
+def _state_bytes(opt, n_params):
+    skip = {id(opt._iterations)}
+    if hasattr(opt, "_learning_rate") and hasattr(opt._learning_rate, "path"):
+        skip.add(id(opt._learning_rate))
+    total = 0
+    for v in opt.variables:
+        if id(v) in skip:
+            continue
+        total += int(v.numpy().nbytes)
+    return total / n_params
+
+
+def jax_impls():
+    import jax
+    import jax.numpy as jnp
+    import keras
+    import optax
+
+    def keras_maker(factory):
+        def make(shapes):
+            params, grads = _data(shapes)
+            opt = factory()
+            variables = [keras.Variable(p) for p in params]
+            opt.build(variables)
+            state = [jnp.array(v.value, copy=True) for v in opt.variables]
+            tv = [jnp.asarray(p) for p in params]
+            gs = [jnp.asarray(g) for g in grads]
+            fn = jax.jit(
+                lambda tv, ov, gs: opt.stateless_apply(ov, gs, tv),
+                donate_argnums=(0, 1),
+            )
+            box = [tv, state]
+
+            def step():
+                box[0], box[1] = fn(box[0], box[1], gs)
+
+            def sync():
+                jax.block_until_ready(box)
+
+            n = sum(p.size for p in params)
+            return step, sync, _state_bytes(opt, n)
+
+        return make
+
+    def optax_make(shapes):
+        params, grads = _data(shapes)
+        tx = optax.lion(LR, b1=B1, b2=B2, weight_decay=0.0)
+        ps = [jnp.asarray(p) for p in params]
+        gs = [jnp.asarray(g) for g in grads]
+        st = tx.init(ps)
+
+        def update(ps, st, gs):
+            upd, st = tx.update(gs, st, ps)
+            return optax.apply_updates(ps, upd), st
+
+        fn = jax.jit(update, donate_argnums=(0, 1))
+        box = [ps, st]
+
+        def step():
+            box[0], box[1] = fn(box[0], box[1], gs)
+
+        def sync():
+            jax.block_until_ready(box)
+
+        leaves = [x for x in jax.tree_util.tree_leaves(st) if x.ndim > 0]
+        n = sum(p.size for p in params)
+        return step, sync, sum(x.nbytes for x in leaves) / n
+
+    how = "jit(stateless_apply), donated"
+    out = [(name, how, keras_maker(f)) for name, f in _keras_optimizers()]
+    out.insert(2, ("optax.lion", "jit(update+apply_updates), donated", optax_make))
+    return out
+
+
+def tensorflow_impls():
+    import keras
+    import tensorflow as tf
+
+    def keras_maker(factory):
+        def make(shapes):
+            params, grads = _data(shapes)
+            opt = factory()
+            variables = [keras.Variable(p) for p in params]
+            opt.build(variables)
+            gs = [tf.constant(g) for g in grads]
+
+            @tf.function(jit_compile=True)
+            def fn(gs):
+                opt.apply(gs, variables)
+
+            def step():
+                fn(gs)
+
+            def sync():
+                variables[0].value[:1].numpy()
+
+            n = sum(p.size for p in params)
+            return step, sync, _state_bytes(opt, n)
+
+        return make
+
+    how = "tf.function(jit_compile=True)(apply)"
+    return [(name, how, keras_maker(f)) for name, f in _keras_optimizers()]
+
+
+def torch_impls():
+    import keras
+    import torch
+    from lion_pytorch import Lion as TorchLion
+
+    def keras_maker(factory):
+        def make(shapes):
+            params, grads = _data(shapes)
+            opt = factory()
+            variables = [keras.Variable(p) for p in params]
+            opt.build(variables)
+            gs = [torch.from_numpy(g) for g in grads]
+
+            def step():
+                opt.apply(gs, variables)
+
+            n = sum(p.size for p in params)
+            return step, lambda: None, _state_bytes(opt, n)
+
+        return make
+
+    def lion_pytorch_make(shapes):
+        params, grads = _data(shapes)
+        ps = [torch.nn.Parameter(torch.from_numpy(p)) for p in params]
+        for p, g in zip(ps, grads):
+            p.grad = torch.from_numpy(g)
+        opt = TorchLion(ps, lr=LR, betas=(B1, B2), weight_decay=0.0)
+        opt.step()
+        n = sum(p.numel() for p in ps)
+        nbytes = sum(
+            t.numel() * t.element_size()
+            for s in opt.state.values()
+            for t in s.values()
+            if isinstance(t, torch.Tensor) and t.ndim > 0
+        )
+        return opt.step, lambda: None, nbytes / n
+
+    how = "eager apply"
+    out = [(name, how, keras_maker(f)) for name, f in _keras_optimizers()]
+    out.insert(2, ("lion_pytorch.Lion", "eager step()", lion_pytorch_make))
+    return out
+
+
+def worker(backend, sizes, repeats, min_time, out_path):
+    """Time every implementation of ``backend``; write records to JSON."""
+    import keras
+
+    assert keras.backend.backend() == backend, keras.backend.backend()
+    impls = {"jax": jax_impls, "tensorflow": tensorflow_impls,
+             "torch": torch_impls}[backend]()
+    records = []
+    for size in sizes:
+        shapes = [(size // N_TENSORS,)] * N_TENSORS
+        n = (size // N_TENSORS) * N_TENSORS
+        built = []
+        for name, how, make in impls:
+            log(f"[{backend}] n={n:.0e} {name}: build + compile")
+            step, sync, state = make(shapes)
+            t0 = time.perf_counter()
+            step()
+            sync()
+            first = time.perf_counter() - t0
+            for _ in range(2):
+                step()
+            sync()
+            # Steps per timed block: enough for min_time, at least 1.
+            t0 = time.perf_counter()
+            step()
+            sync()
+            one = max(time.perf_counter() - t0, 1e-6)
+            inner = max(1, min(1000, int(min_time / one)))
+            built.append(dict(name=name, how=how, step=step, sync=sync,
+                              state=state, inner=inner, first=first, times=[]))
+        for r in range(repeats):
+            log(f"[{backend}] n={n:.0e} repeat {r + 1}/{repeats}: "
+                + ", ".join(b["name"] for b in built))
+            for b in built:
+                b["sync"]()
+                t0 = time.perf_counter()
+                for _ in range(b["inner"]):
+                    b["step"]()
+                b["sync"]()
+                b["times"].append(
+                    (time.perf_counter() - t0) / b["inner"] * 1e3
+                )
+        for b in built:
+            records.append(dict(
+                backend=backend, implementation=b["name"], how=b["how"],
+                params=n, steps_per_sample=b["inner"],
+                first_call_ms=b["first"] * 1e3, times_ms=b["times"],
+                median_ms=statistics.median(b["times"]),
+                min_ms=min(b["times"]), max_ms=max(b["times"]),
+                state_bytes_per_param=b["state"],
+            ))
+        del built
+    Path(out_path).write_text(json.dumps(records))
+
+
+# --------------------------------------------------------------------------
+# Driver
+# --------------------------------------------------------------------------
+
+
+def _fmt_ms(x):
+    return f"{x:.3g}" if x < 100 else f"{x:.0f}"
+
+
+def table(records, gbps):
+    ref = {(r["backend"], r["params"]): r["median_ms"] for r in records
+           if r["implementation"] == "keras.optimizers.Lion"}
+    ref_wd = {(r["backend"], r["params"]): r["median_ms"] for r in records
+              if r["implementation"] == "keras.optimizers.Lion wd"}
+    lines = [
+        "| backend | implementation | how it runs | params | median ms "
+        "| min-max ms | x bound | vs keras Lion | state B/param |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        key = (r["backend"], r["params"])
+        base = ref_wd if r["implementation"].endswith(" wd") else ref
+        rel = r["median_ms"] / base[key] if key in base else float("nan")
+        bound = BYTES_BOUND * r["params"] / (gbps * 1e9) * 1e3
+        lines.append(
+            f"| {r['backend']} | {r['implementation']} | {r['how']} "
+            f"| {r['params']:.0e} | {_fmt_ms(r['median_ms'])} "
+            f"| {_fmt_ms(r['min_ms'])}-{_fmt_ms(r['max_ms'])} "
+            f"| {r['median_ms'] / bound:.2f} | {rel:.2f} "
+            f"| {r['state_bytes_per_param']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def chart(records, gbps, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = sorted({(r["backend"], r["params"]) for r in records},
+                    key=lambda k: (BACKENDS.index(k[0]), k[1]))
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 4.8),
+                             squeeze=False)
+    for ax, (backend, n) in zip(axes[0], groups):
+        rows = [r for r in records if (r["backend"], r["params"]) == (backend, n)]
+        bound = BYTES_BOUND * n / (gbps * 1e9) * 1e3
+        names = [r["implementation"] for r in rows]
+        med = [r["median_ms"] / bound for r in rows]
+        lo = [(r["median_ms"] - r["min_ms"]) / bound for r in rows]
+        hi = [(r["max_ms"] - r["median_ms"]) / bound for r in rows]
+        colors = ["tab:green" if s.startswith("lionr") else "tab:gray"
+                  for s in names]
+        ax.barh(range(len(rows)), med, xerr=[lo, hi], color=colors)
+        ax.set_yticks(range(len(rows)), names, fontsize=7)
+        ax.invert_yaxis()
+        ax.axvline(1.0, color="k", lw=0.8, ls="--")
+        ax.set_xscale("log")
+        ax.set_xlabel("step time / 20 B-per-param bound")
+        ax.set_title(f"{backend}, {n:.0e} params", fontsize=9)
+    fig.suptitle(f"Optimizer step (median, min-max); bandwidth {gbps:.1f} GB/s")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0] + " See the module docstring.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--backends", nargs="+", choices=BACKENDS,
+                        default=list(BACKENDS),
+                        help="Keras backends to time (default: all three).")
+    parser.add_argument("--sizes", nargs="+", type=float, default=None,
+                        help="total float32 parameter counts, split over 10 "
+                             "tensors (default 1e6 1e7; --quick: 1e5).")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="interleaved timing repeats per implementation "
+                             "(default 5; --quick: 3).")
+    parser.add_argument("--min-time", type=float, default=None,
+                        help="seconds per timed sample; steps per sample are "
+                             "chosen to fill it (default 0.1; --quick: 0.01).")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny sizes and few repeats: a smoke test that "
+                             "takes seconds per backend; timings mean little.")
+    parser.add_argument("--out", type=Path, default=HERE / "results",
+                        help="folder for step.md, step.json, step.png "
+                             "(default benchmarks/results).")
+    parser.add_argument("--worker", choices=BACKENDS, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-out", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in (args.sizes or ([1e5] if args.quick else [1e6, 1e7]))]
+    repeats = args.repeats or (3 if args.quick else 5)
+    min_time = args.min_time or (0.01 if args.quick else 0.1)
+
+    if args.worker:
+        worker(args.worker, sizes, repeats, min_time, args.worker_out)
+        return 0
+
+    t_start = time.time()
+    gb_runs = []
+    records = []
+    for backend in args.backends:
+        log(f"== memory bandwidth (numpy copy) before {backend}")
+        gb_runs.extend(bandwidth(mib=32 if args.quick else 256,
+                                 repeats=3 if args.quick else 5)[1])
+        log(f"== {backend}: starting worker process")
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "records.json"
+            env = dict(os.environ, KERAS_BACKEND=backend,
+                       TF_CPP_MIN_LOG_LEVEL="3")
+            env.setdefault("KERAS_HOME", str(ROOT / ".keras_home"))
+            cmd = [sys.executable, str(Path(__file__).resolve()),
+                   "--worker", backend, "--worker-out", str(out),
+                   "--repeats", str(repeats), "--min-time", str(min_time),
+                   "--sizes", *map(str, sizes)]
+            proc = subprocess.run(cmd, env=env)
+            if proc.returncode != 0:
+                log(f"!! {backend} worker failed (exit {proc.returncode})")
+                return proc.returncode
+            records.extend(json.loads(out.read_text()))
+    log("== memory bandwidth (numpy copy) after all backends")
+    gb_runs.extend(bandwidth(mib=32 if args.quick else 256,
+                             repeats=3 if args.quick else 5)[1])
+    gbps = statistics.median(gb_runs)
+
+    for r in records:
+        bound = BYTES_BOUND * r["params"] / (gbps * 1e9) * 1e3
+        r["bound_ms"] = bound
+        r["x_bound"] = r["median_ms"] / bound
+
+    cmd_line = "python benchmarks/bench_step.py " + " ".join(
+        sys.argv[1:] if argv is None else argv)
+    md = "\n".join([
+        "# Optimizer step time",
+        "",
+        f"Command: `{cmd_line.strip()}`  ",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"{platform.python_implementation()} {platform.python_version()}  ",
+        f"Memory bandwidth (numpy copy, median of {len(gb_runs)}): "
+        f"{gbps:.1f} GB/s (min {min(gb_runs):.1f}, max {max(gb_runs):.1f}); "
+        f"bound = {BYTES_BOUND} bytes/param at that rate.  ",
+        f"{repeats} interleaved repeats per implementation; ms per step; "
+        f"lr={LR}, beta_1={B1}, beta_2={B2}; 'wd' rows use weight_decay={WD} "
+        f"and are compared with keras Lion wd; AdamW uses its defaults.",
+        "",
+        table(records, gbps),
+        "",
+    ])
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "step.md").write_text(md)
+    versions = {}
+    for mod in ("keras", "jax", "tensorflow", "torch", "optax", "numpy"):
+        try:
+            versions[mod] = _version(mod)
+        except Exception:  # noqa: BLE001
+            versions[mod] = None
+    (args.out / "step.json").write_text(json.dumps(dict(
+        command=cmd_line.strip(), quick=args.quick, sizes=sizes,
+        repeats=repeats, n_tensors=N_TENSORS, bytes_per_param_bound=BYTES_BOUND,
+        bandwidth_gbps=gbps, bandwidth_samples_gbps=gb_runs,
+        hyperparameters=dict(learning_rate=LR, beta_1=B1, beta_2=B2,
+                             weight_decay_wd_rows=WD),
+        versions=versions, cpu_count=os.cpu_count(),
+        wall_seconds=time.time() - t_start, records=records,
+    ), indent=1))
+    chart(records, gbps, args.out / "step.png")
+    print(md)
+    log(f"wrote {args.out / 'step.md'}, step.json, step.png "
+        f"in {time.time() - t_start:.0f}s")
+    return 0
+
+
+def _version(mod):
+    from importlib.metadata import version
+
+    return version({"tensorflow": "tensorflow-cpu"}.get(mod, mod))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+# Shared by the tests: skipping when Python is missing, and the Python-side
+# helpers (tests/testthat/lionr_test_helpers.py).
+
+skip_if_no_python <- function() {
+  ok <- lionr_available()
+  if (isTRUE(ok)) return(invisible(TRUE))
+  reason <- paste("lionr cannot use Python:", attr(ok, "reason"))
+  if (identical(Sys.getenv("LIONR_REQUIRE_PYTHON"), "1")) {
+    stop(reason, " (LIONR_REQUIRE_PYTHON=1, so this is an error)")
+  }
+  testthat::skip(reason)
+}
+
+py_helpers <- function() {
+  skip_if_no_python()
+  reticulate::import_from_path("lionr_test_helpers",
+                               path = testthat::test_path())
+}
+
+keras_module <- function() {
+  skip_if_no_python()
+  reticulate::import("keras")
+}
+
+config <- function(optimizer) optimizer$get_config()
+
+flat <- function(x) as.numeric(unlist(x))
+
+# Runs R code in a fresh Rscript with some environment variables changed;
+# returns its output lines (stdout and stderr).
+run_rscript <- function(code, env = character()) {
+  rscript <- file.path(R.home("bin"), "Rscript")
+  script <- tempfile(fileext = ".R")
+  on.exit(unlink(script))
+  writeLines(c(
+    sprintf(".libPaths(c(%s))", paste(deparse(.libPaths()), collapse = "")),
+    code
+  ), script)
+  suppressWarnings(system2(rscript, c("--vanilla", shQuote(script)),
+                           stdout = TRUE, stderr = TRUE, env = env))
+}
