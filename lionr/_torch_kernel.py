@@ -15,11 +15,15 @@ memory sees little more than the 20 bytes. Within a group the operations
 are multi-tensor (``torch._foreach_*``), so small tensors cost one call per
 group, not one per tensor.
 
-Each element goes through exactly the operations, in the same order and
-precision, as in Keras's own torch Lion (and Keras's torch weight decay
-``p *= 1 - wd*lr``): splitting a tensor at multiples of ``CHUNK`` (itself a
-multiple of every SIMD width) changes no rounding. The results are
-bit-identical to ``keras.optimizers.Lion`` on torch.
+Each element goes through the operations of Keras's own torch Lion (and
+Keras's torch weight decay ``p *= 1 - wd*lr``), in the same order and
+precision; splitting a tensor at multiples of ``CHUNK`` (itself a multiple
+of every SIMD width) changes no rounding. ``Lion`` hands this kernel betas
+already in the parameters' dtype, so ``1 - beta`` is rounded as on jax and
+tensorflow: the parameters are then bit-identical to
+``keras.optimizers.Lion`` on torch, and the momentum, where Keras's torch
+Lion takes ``1 - beta`` in double precision, is a few ulp from it and
+closer to the float64 rule.
 """
 
 import torch
@@ -61,6 +65,9 @@ def supports(optimizer, variables):
     for v in variables:
         s = slots[index(v)]
         if not isinstance(s, state.Plain) or s.cast or v.dtype != dtype:
+            return False
+        # In-place updates through flat views need contiguous storage.
+        if not (v.value.is_contiguous() and s.slot.value.is_contiguous()):
             return False
     return True
 
