@@ -457,6 +457,8 @@ def main(argv=None):
 
     cmd_line = "python benchmarks/bench_step.py " + " ".join(
         sys.argv[1:] if argv is None else argv)
+    if os.environ.get("XLA_FLAGS"):  # it changes how jax compiles the step
+        cmd_line = f"XLA_FLAGS={os.environ['XLA_FLAGS']} {cmd_line}"
     md = "\n".join([
         "# Optimizer step time",
         "",

@@ -13,7 +13,9 @@ the step run on one group before the next one starts, so the group's
 ``p, g, m`` and the scratch ``c`` stay in cache between operations and main
 memory sees little more than the 20 bytes. Within a group the operations
 are multi-tensor (``torch._foreach_*``), so small tensors cost one call per
-group, not one per tensor.
+group, not one per tensor. How a list of variables is cut (``_Plan``) is
+worked out once and reused at every step while the variables keep their
+tensors, so the Python work per step stays below Keras's own torch Lion.
 
 Each element goes through the operations of Keras's own torch Lion (and
 Keras's torch weight decay ``p *= 1 - wd*lr``), in the same order and
@@ -24,9 +26,15 @@ tensorflow: the parameters are then bit-identical to
 ``keras.optimizers.Lion`` on torch, and the momentum, where Keras's torch
 Lion takes ``1 - beta`` in double precision, is a few ulp from it and
 closer to the float64 rule.
+
+A momentum stored in bfloat16 is widened into a scratch copy in the
+parameters' dtype for the step and rounded back (to nearest, as a cast
+does) after it. int8 block storage takes Keras's per-variable path.
 """
 
 import torch
+from keras.src.backend.common.stateless_scope import in_stateless_scope
+from keras.src.backend.common.variables import get_autocast_scope
 
 from lionr import state
 
@@ -42,54 +50,161 @@ def _scalar(x):
     return float(x.item()) if isinstance(x, torch.Tensor) else float(x)
 
 
-def _rate(b):
-    """``(b, 1 - b)`` as Python floats, with ``1 - b`` computed as Keras does.
+def _rate(b, like):
+    """``(b, 1 - b)`` for a beta: ``b`` as a 0-d tensor of ``like``'s dtype
+    and device, ``1 - b`` as a Python float computed in that dtype (as
+    ``Lion.update_step`` computes it).
 
-    For a Python number, ``1 - b`` is taken in double precision (as Keras's
-    torch Lion does); for a tensor, in the tensor's own dtype (as
-    ``Lion.update_step`` does).
+    The multi-tensor ``mul_`` takes ``b`` as a tensor: on CPU it is several
+    times faster than with a Python number, for the same float32 product.
     """
-    if isinstance(b, (int, float)):
-        return float(b), 1.0 - float(b)
     b = getattr(b, "value", b)
-    if isinstance(b, torch.Tensor):
-        return float(b.item()), float((1 - b).item())
-    return float(b), 1.0 - float(b)
+    b = torch.as_tensor(b, dtype=like.dtype, device=like.device)
+    return b, float((1 - b).item())
+
+
+def _tensors(variables):
+    """The torch tensors behind Keras variables.
+
+    Outside a stateless scope and an autocast scope, ``Variable.value`` is
+    the variable's own tensor; reading it directly saves Keras's per-call
+    checks, which would otherwise cost more than the update of a small model.
+    """
+    if in_stateless_scope() or get_autocast_scope() is not None:
+        return [v.value for v in variables]
+    return [v._value for v in variables]
+
+
+class _Group:
+    """One cache-resident group of pieces, and the views the step works on.
+
+    ``ps``/``ms``: pieces of the parameters and of their stored momenta;
+    ``work``: the momenta as the step computes with them (``ms`` itself,
+    or for a momentum stored in another dtype, a scratch view in the
+    parameters' dtype, filled from ``stored`` before the step and written
+    back after it); ``cs``: scratch views for ``c``; ``decayed``: the pieces
+    of ``ps`` under weight decay; ``where``: which gradient pieces match.
+    """
+
+    def __init__(self, pieces, c_buf, m_buf):
+        self.ps = [x[0] for x in pieces]
+        self.ms = [x[1] for x in pieces]
+        self.decayed = [x[0] for x in pieces if x[2]]
+        self.where = [x[3] for x in pieces]
+        self.cs, self.work, self.stored, self.staged = [], [], [], []
+        at = 0
+        for pp, mm, _, _ in pieces:
+            n = pp.numel()
+            self.cs.append(c_buf[at : at + n])
+            if mm.dtype == pp.dtype:
+                self.work.append(mm)
+            else:
+                self.stored.append(mm)
+                self.staged.append(m_buf[at : at + n])
+                self.work.append(self.staged[-1])
+            at += n
+
+
+class _Plan:
+    """How one list of variables is cut into cache-resident groups.
+
+    Built once per list of variables and reused while the variables and
+    their momenta keep their tensors.
+    """
+
+    def __init__(self, optimizer, variables, ps):
+        index = optimizer._get_variable_index
+        self.slot_vars = [optimizer._slots[index(v)].slot for v in variables]
+        self.ps = ps
+        self.ms = _tensors(self.slot_vars)
+        decayed = [optimizer._use_weight_decay(v) for v in variables]
+        c_buf, m_buf = _scratch(optimizer, ps[0].dtype, ps[0].device)
+        self.groups = []
+        current, size, k = [], 0, 0
+        for p, m, wd in zip(ps, self.ms, decayed):
+            for pp, mm in zip(_pieces(p), _pieces(m)):
+                n = pp.numel()
+                if current and size + n > GROUP:
+                    self.groups.append(_Group(current, c_buf, m_buf))
+                    current, size = [], 0
+                current.append((pp, mm, wd, k))
+                size += n
+                k += 1
+        if current:
+            self.groups.append(_Group(current, c_buf, m_buf))
+
+    def valid(self, ps):
+        """True while every variable and momentum keeps the planned tensor."""
+        return all(a is b for a, b in zip(ps, self.ps)) and all(
+            a is b for a, b in zip(_tensors(self.slot_vars), self.ms)
+        )
+
+    def grad_pieces(self, grads):
+        """The gradients cut like the parameters, in the parameters' dtype."""
+        out = []
+        for g, p in zip(grads, self.ps):
+            if g.dtype != p.dtype:
+                g = g.to(p.dtype)
+            out.extend(_pieces(g))
+        return out
+
+
+def _supported(optimizer, variables, ps):
+    """True when ``apply`` can update all of ``variables`` (tensors ``ps``):
+    float32 or bfloat16 momenta (not int8 blocks), one parameter dtype,
+    contiguous storage (updated in place through flat views)."""
+    slots = optimizer._slots
+    index = optimizer._get_variable_index
+    dtype = ps[0].dtype
+    for v, p in zip(variables, ps):
+        s = slots[index(v)]
+        if not isinstance(s, state.Plain) or p.dtype != dtype:
+            return False
+        if not (p.is_contiguous() and s.slot.value.is_contiguous()):
+            return False
+    return True
+
+
+def _plan(optimizer, variables):
+    """The cached ``_Plan`` for ``variables``, or None if unsupported."""
+    if not variables:
+        return None
+    ps = _tensors(variables)
+    cache = optimizer.__dict__.setdefault("_lionr_plans", {})
+    key = tuple(map(id, variables))
+    plan = cache.get(key)
+    if plan is not None and plan.valid(ps):
+        return plan
+    if not _supported(optimizer, variables, ps):
+        return None
+    if len(cache) >= 4:
+        cache.clear()
+    plan = cache[key] = _Plan(optimizer, variables, ps)
+    return plan
 
 
 def supports(optimizer, variables):
     """True when ``apply`` can update all of ``variables``."""
-    slots = optimizer._slots
-    index = optimizer._get_variable_index
-    dtype = variables[0].dtype if variables else None
-    for v in variables:
-        s = slots[index(v)]
-        if not isinstance(s, state.Plain) or s.cast or v.dtype != dtype:
-            return False
-        # In-place updates through flat views need contiguous storage.
-        if not (v.value.is_contiguous() and s.slot.value.is_contiguous()):
-            return False
-    return True
+    return _plan(optimizer, list(variables)) is not None
 
 
 def _pieces(t):
     """Views of ``t`` (flattened) of at most ``CHUNK`` elements each."""
     flat = t.reshape(-1)
-    n = flat.numel()
-    if n <= CHUNK:
+    if flat.numel() <= CHUNK:
         return [flat]
     return list(flat.split(CHUNK))
 
 
 def _scratch(optimizer, dtype, device):
-    """A reusable ``GROUP``-element buffer for ``c`` (kept off Keras tracking)."""
+    """Reusable buffers for ``c`` and for momenta stored in another dtype,
+    each large enough for one group (kept off Keras's variable tracking)."""
     cache = optimizer.__dict__.setdefault("_lionr_scratch", {})
     key = (dtype, device)
-    buf = cache.get(key)
-    if buf is None:
-        buf = torch.empty(GROUP + CHUNK, dtype=dtype, device=device)
-        cache[key] = buf
-    return buf
+    if key not in cache:
+        buf = torch.empty(2 * (GROUP + CHUNK), dtype=dtype, device=device)
+        cache[key] = buf.split(GROUP + CHUNK)
+    return cache[key]
 
 
 @torch.no_grad()
@@ -99,55 +214,27 @@ def apply(optimizer, grads, variables, learning_rate, betas, decay=None):
     ``decay`` is the factor ``1 - wd*lr`` (a 0-d tensor) when the decoupled
     weight decay is folded into this step, else None.
     """
-    if not variables or not supports(optimizer, variables):
+    plan = _plan(optimizer, variables)
+    if plan is None:
         return False
-    slots = optimizer._slots
-    index = optimizer._get_variable_index
-    (b1, one_b1), (b2, one_b2) = (_rate(b) for b in betas)
+    (b1, one_b1), (b2, one_b2) = (_rate(b, plan.ps[0]) for b in betas)
     lr = _scalar(learning_rate)
-    decayed = (
-        [optimizer._use_weight_decay(v) for v in variables]
-        if decay is not None
-        else [False] * len(variables)
-    )
-    p0 = variables[0].value
-    buf = _scratch(optimizer, p0.dtype, p0.device)
-
-    groups = []  # lists of (p, g, m, decayed) pieces, ~GROUP elements each
-    current, size = [], 0
-    for v, g, wd in zip(variables, grads, decayed):
-        p = v.value
-        m = slots[index(v)].slot.value
-        g = g.to(p.dtype)
-        for pp, gg, mm in zip(_pieces(p), _pieces(g), _pieces(m)):
-            n = pp.numel()
-            if current and size + n > GROUP:
-                groups.append(current)
-                current, size = [], 0
-            current.append((pp, gg, mm, wd))
-            size += n
-    if current:
-        groups.append(current)
-
-    for group in groups:
-        ps = [x[0] for x in group]
-        gs = [x[1] for x in group]
-        ms = [x[2] for x in group]
-        cs, at = [], 0
-        for p in ps:
-            n = p.numel()
-            cs.append(buf[at : at + n])
-            at += n
-        if decay is not None:
-            dec = [x[0] for x in group if x[3]]
-            if dec:
-                torch._foreach_mul_(dec, decay)
+    g_pieces = plan.grad_pieces(grads)
+    for group in plan.groups:
+        gs = [g_pieces[k] for k in group.where]
+        if decay is not None and group.decayed:
+            torch._foreach_mul_(group.decayed, decay)
+        ms, cs = group.work, group.cs
+        if group.stored:
+            torch._foreach_copy_(group.staged, group.stored)
         # c = b1*m + (1-b1)*g, exactly as torch._foreach_mul / _foreach_add_.
         torch._foreach_copy_(cs, ms)
         torch._foreach_mul_(cs, b1)
         torch._foreach_add_(cs, gs, alpha=one_b1)
         torch._foreach_sign_(cs)
-        torch._foreach_add_(ps, cs, alpha=-lr)
+        torch._foreach_add_(group.ps, cs, alpha=-lr)
         torch._foreach_mul_(ms, b2)
         torch._foreach_add_(ms, gs, alpha=one_b2)
+        if group.stored:
+            torch._foreach_copy_(group.stored, group.staged)
     return True

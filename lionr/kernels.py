@@ -8,7 +8,8 @@ False to let Keras loop over ``Lion.update_step``.
   one loop over memory; they take the generic per-variable path.
 * torch runs eagerly, one kernel per operation. There the step (with the
   weight decay folded in) runs cache-blocked and multi-tensor, see
-  ``lionr._torch_kernel``, in the same operations as Keras's torch Lion.
+  ``lionr._torch_kernel``, in the same operations as Keras's torch Lion,
+  for float32 and bfloat16 momentum.
 """
 
 import keras

@@ -10,7 +10,11 @@ import keras
 from keras import ops
 
 import lionr
+import reference
 from lionr import state
+from reference import variables_of
+from tiny import apply_steps
+from tiny import normal
 
 MODES = ["float32", "bfloat16", "int8"]
 
@@ -101,6 +105,39 @@ def test_bfloat16_stores_the_rounded_float32_momentum():
     np.testing.assert_array_equal(
         ops.convert_to_numpy(variable), np.float32(1) - np.float32(0.1) * np.sign(g)
     )
+
+
+def _bfloat16_spacing(x):
+    """The bfloat16 spacing at ``|x|`` (8 significant bits)."""
+    x = np.abs(np.asarray(x, dtype=np.float64))
+    return 2.0 ** (np.floor(np.log2(np.maximum(x, 1e-30))) - 7)
+
+
+def test_bfloat16_steps_follow_the_rule_on_large_tensors():
+    """Steps on tensors larger than the torch step's pieces, and small ones:
+    from the stored momentum, parameters within 2 float32 ulp of the float64
+    rule; the stored new momentum is the rule's value rounded to bfloat16
+    (half a bfloat16 spacing, plus float32 rounding)."""
+    shapes = [(600, 1000), (5,), (2**18 + 3,), (300, 7)]
+    lr, b1, b2, wd = 0.003, 0.8, 0.95, 0.2
+    variables = variables_of([normal(60 + i, s) for i, s in enumerate(shapes)])
+    optimizer = lionr.optimizer_lion(
+        learning_rate=lr, beta_1=b1, beta_2=b2, weight_decay=wd,
+        momentum_dtype="bfloat16",
+    )
+    steps = [
+        [normal(70 + 13 * t + i, s) for i, s in enumerate(shapes)]
+        for t in range(3)
+    ]
+    for step in apply_steps(optimizer, variables, steps):
+        for p, m, g, p_new, m_new in step:
+            m_rule = reference.step(p, m, g, lr, b1, b2, wd)[1]
+            reference.assert_step_within(
+                p, m, g, p_new, m_rule.astype("float32"), lr, b1, b2, wd
+            )
+            m_scale = np.maximum(np.abs(m), np.abs(g))
+            allowed = 0.5 * _bfloat16_spacing(m_rule) + 2 * reference.ulp(m_scale)
+            assert np.all(np.abs(m_new - m_rule) <= allowed)
 
 
 def test_unknown_mode_is_refused_with_the_accepted_values():
