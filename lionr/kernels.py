@@ -5,16 +5,54 @@ False to let Keras loop over ``Lion.update_step``.
 
 * jax and tensorflow compile the whole step (``jit`` / ``tf.function`` with
   XLA), which fuses each variable's update, weight decay included, into
-  one loop over memory; they take the generic per-variable path.
+  one loop over memory; they take the generic per-variable path. On the
+  CPU, ``after_parameter`` keeps XLA from copying every momentum.
 * torch runs eagerly, one kernel per operation. There the step (with the
   weight decay folded in) runs cache-blocked and multi-tensor, see
   ``lionr._torch_kernel``, in the same operations as Keras's torch Lion,
   for float32 and bfloat16 momentum.
 """
 
+import functools
+import math
+
 import keras
+from keras import ops
 
 _TORCH = keras.backend.backend() == "torch"
+
+
+@functools.cache
+def _xla_on_cpu():
+    """True when the step is compiled by XLA for the CPU (jax, tensorflow)."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return jax.default_backend() == "cpu"
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return not tf.config.list_logical_devices("GPU")
+    return False
+
+
+def after_parameter(m_new, variable):
+    """``m_new`` unchanged, made to depend on ``variable``'s updated value.
+
+    The parameter update reads the old momentum, whose buffer the new
+    momentum is written into (jax with donated buffers, as Keras's trainer
+    runs it; tensorflow's resource variables). XLA on CPU resolves that by
+    copying every momentum at every step: a third more memory traffic, into
+    freshly allocated buffers. Once the momentum's update reads the new
+    parameter, the parameter update must run first and the copy is dropped.
+    The value read, ``m_new - (p_new > inf)``, subtracts ``+0.0``: the result
+    is ``m_new`` to the bit, NaN, infinities and ``-0.0`` included.
+    """
+    if not _xla_on_cpu():
+        return m_new
+    never = ops.greater(ops.convert_to_tensor(variable), math.inf)
+    return ops.subtract(m_new, ops.cast(never, m_new.dtype))
 
 
 def fuses_weight_decay(optimizer, variables):

@@ -166,12 +166,10 @@ class Lion(keras.optimizers.Optimizer):
             ops.multiply(m, beta_1), ops.multiply(gradient, 1.0 - beta_1)
         )
         self.assign_sub(variable, ops.multiply(lr, ops.sign(c)))
-        slot.write(
-            self,
-            ops.add(
-                ops.multiply(m, beta_2), ops.multiply(gradient, 1.0 - beta_2)
-            ),
+        m_new = ops.add(
+            ops.multiply(m, beta_2), ops.multiply(gradient, 1.0 - beta_2)
         )
+        slot.write(self, kernels.after_parameter(m_new, variable))
 
     def get_config(self):
         config = super().get_config()

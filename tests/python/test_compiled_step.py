@@ -1,0 +1,135 @@
+"""The step as Keras's trainers compile it: on jax, ``jit`` of
+``stateless_apply`` with the parameter and optimizer buffers donated; on
+tensorflow, ``tf.function(jit_compile=True)`` around ``apply`` on resource
+variables. Both go through XLA."""
+
+import re
+
+import numpy as np
+import pytest
+
+import keras
+
+import lionr
+from reference import numpy_of
+from tiny import BACKEND
+from tiny import normal
+
+pytestmark = pytest.mark.skipif(
+    BACKEND not in ("jax", "tensorflow"), reason="XLA-compiled steps only"
+)
+
+SHAPES = [(64, 32), (2048,), (7,)]
+
+
+class CompiledStep:
+    """One optimizer over variables of ``shapes``, stepped as Keras's
+    trainer of the current backend steps it."""
+
+    def __init__(self, optimizer, shapes=SHAPES):
+        self.variables = [
+            keras.Variable(normal(80 + i, s), name=f"w{i}")
+            for i, s in enumerate(shapes)
+        ]
+        optimizer.build(self.variables)
+        self.optimizer = optimizer
+        if BACKEND == "jax":
+            import jax
+
+            def step(trainable, state, grads):
+                return optimizer.stateless_apply(state, grads, trainable)
+
+            self.compiled = jax.jit(step, donate_argnums=(0, 1))
+            self.trainable = [v.value for v in self.variables]
+            self.state = [v.value for v in optimizer.variables]
+        else:
+            import tensorflow as tf
+
+            @tf.function(jit_compile=True)
+            def step(grads):
+                optimizer.apply(grads, self.variables)
+
+            self.compiled = step
+
+    def set_weights(self, values):
+        if BACKEND == "jax":
+            self.trainable = [np.array(v) for v in values]
+        else:
+            for variable, value in zip(self.variables, values):
+                variable.assign(value)
+
+    def weights(self):
+        if BACKEND == "jax":
+            return [np.array(t) for t in self.trainable]
+        return [numpy_of(v) for v in self.variables]
+
+    def __call__(self, grads):
+        if BACKEND == "jax":
+            self.trainable, self.state = self.compiled(
+                self.trainable, self.state, grads
+            )
+        else:
+            self.compiled([np.asarray(g) for g in grads])
+
+    def values(self):
+        """Parameters, then every optimizer variable, as numpy arrays."""
+        if BACKEND == "jax":
+            arrays = (*self.trainable, *self.state)
+        else:
+            arrays = (*self.variables, *self.optimizer.variables)
+        return [numpy_of(a) for a in arrays]
+
+    def optimized_hlo(self):
+        grads = [np.zeros(v.shape, "float32") for v in self.variables]
+        if BACKEND == "jax":
+            lowered = self.compiled.lower(self.trainable, self.state, grads)
+            return lowered.compile().as_text()
+        return self.compiled.experimental_get_compiler_ir(grads)(
+            stage="optimized_hlo"
+        )
+
+
+def on_xla_cpu():
+    if BACKEND == "jax":
+        import jax
+
+        return jax.default_backend() == "cpu"
+    import tensorflow as tf
+
+    return not tf.config.list_logical_devices("GPU")
+
+
+def copies(optimizer):
+    """How many ``copy`` instructions XLA leaves in the optimized step."""
+    text = CompiledStep(optimizer).optimized_hlo()
+    return len(re.findall(r"= \S+ copy\(", text))
+
+
+def test_no_momentum_copy_in_the_compiled_step():
+    if not on_xla_cpu():
+        pytest.skip("measured on XLA's CPU compiler")
+    # Keras's Lion shows what a copy looks like: one per momentum.
+    assert copies(keras.optimizers.Lion(weight_decay=0.01)) == len(SHAPES)
+    for mode in ("float32", "bfloat16"):
+        assert copies(lionr.Lion(weight_decay=0.01, momentum_dtype=mode)) == 0
+
+
+def test_compiled_steps_equal_keras_lion_bit_for_bit():
+    """Five compiled steps, with NaN, infinite and -0.0 values among the
+    weights and gradients: parameters and momenta have the same bits."""
+    kwargs = dict(learning_rate=0.01, beta_1=0.8, beta_2=0.95, weight_decay=0.1)
+    results = []
+    for optimizer in (lionr.Lion(**kwargs), keras.optimizers.Lion(**kwargs)):
+        step = CompiledStep(optimizer)
+        weights = step.weights()
+        weights[0][0, :3] = [np.nan, np.inf, -0.0]
+        step.set_weights(weights)
+        for t in range(5):
+            grads = [normal(90 + 7 * t + i, s) for i, s in enumerate(SHAPES)]
+            grads[1][:4] = [-0.0, np.inf, -np.inf, np.nan]
+            step(grads)
+        results.append(step.values())
+    assert len(results[0]) == len(results[1])
+    for a, b in zip(*results):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        assert a.tobytes() == b.tobytes()
