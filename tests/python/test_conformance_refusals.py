@@ -5,7 +5,9 @@ The whole table runs from R in ONE ``Rscript`` per backend: each call must
 signal a condition of class ``lionr_error``. The Python counterparts (R's
 ``NA`` may reach Python as ``None`` or, through reticulate, as ``True``;
 ``c(0.9, 0.99)`` as a list) must raise ``ValueError`` or ``TypeError``.
-Each message must name the argument at fault.
+Each message must name the argument at fault. Values only R can write
+(vectors, ``NA``) are refused by the R adapter itself, so its message shows
+the value as the R user wrote it, not the list or ``True`` Python would see.
 """
 
 import json
@@ -44,6 +46,7 @@ class Bad:
     r: str  # the arguments, as R code
     py: list  # Python counterparts: each a dict of keyword arguments
     names: tuple  # the argument(s) both messages must name
+    r_shows: str = ""  # text R's message must hold (the value, as R writes it)
 
 
 BAD = [
@@ -66,13 +69,17 @@ BAD = [
         [{"momentum_dtype": "fp8"}], ("momentum_dtype",)),
     # forms only R can write, and what they become in Python
     Bad("beta_1_vector", "beta_1 = c(0.9, 0.99)", [{"beta_1": [0.9, 0.99]}],
-        ("beta_1",)),
+        ("beta_1",), r_shows="beta_1 = c(0.9, 0.99)"),
+    Bad("name_vector", 'name = c("a", "b")', [{"name": ["a", "b"]}],
+        ("name",), r_shows='name = c("a", "b")'),
     Bad("beta_1_NA", "beta_1 = NA", [{"beta_1": None}, {"beta_1": True}],
-        ("beta_1",)),
-    Bad("use_ema_NA", "use_ema = NA", [{"use_ema": None}], ("use_ema",)),
+        ("beta_1",), r_shows="beta_1 = NA"),
+    Bad("use_ema_NA", "use_ema = NA", [{"use_ema": None}], ("use_ema",),
+        r_shows="use_ema = NA"),
     Bad("gradient_accumulation_NA", "gradient_accumulation_steps = NA",
         [{"gradient_accumulation_steps": True}],
-        ("gradient_accumulation_steps",)),
+        ("gradient_accumulation_steps",),
+        r_shows="gradient_accumulation_steps = NA"),
     Bad("beta_2_string", 'beta_2 = "0.9"', [{"beta_2": "0.9"}], ("beta_2",)),
     Bad("learning_rate_string", 'learning_rate = "0.001"',
         [{"learning_rate": "0.001"}], ("learning_rate",)),
@@ -163,3 +170,6 @@ def test_r_refuses_like_python(bad, r_outcomes):
         f"  R      optimizer_lion({bad.r}) names {r_named}: {r_message}\n"
         f"  Python optimizer_lion(**{kwargs!r}) names {py_named}: "
         f"{py_message}")
+    assert bad.r_shows in r_message, (
+        f"R's message for optimizer_lion({bad.r}) should show "
+        f"{bad.r_shows!r}: {r_message}")
