@@ -363,30 +363,44 @@ def chart(records, gbps, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups = sorted({(r["backend"], r["params"]) for r in records},
-                    key=lambda k: (BACKENDS.index(k[0]), k[1]))
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 4.8),
-                             squeeze=False)
-    for ax, (backend, n) in zip(axes[0], groups):
-        rows = [r for r in records if (r["backend"], r["params"]) == (backend, n)]
-        bound = BYTES_BOUND * n / (gbps * 1e9) * 1e3
-        names = [r["implementation"] for r in rows]
-        med = [r["median_ms"] / bound for r in rows]
-        lo = [(r["median_ms"] - r["min_ms"]) / bound for r in rows]
-        hi = [(r["max_ms"] - r["median_ms"]) / bound for r in rows]
-        colors = ["tab:green" if s.startswith("lionr") else "tab:gray"
-                  for s in names]
-        ax.barh(range(len(rows)), med, xerr=[lo, hi], color=colors)
-        ax.set_yticks(range(len(rows)), names, fontsize=7)
-        ax.invert_yaxis()
-        ax.axvline(1.0, color="k", lw=0.8, ls="--")
-        ax.set_xscale("log")
-        ax.set_xlabel("step time / 20 B-per-param bound")
-        ax.set_title(f"{backend}, {n:.0e} params", fontsize=9)
+    from matplotlib.ticker import FormatStrFormatter
+    from matplotlib.ticker import LogLocator
+    from matplotlib.ticker import NullFormatter
+
+    backends = sorted({r["backend"] for r in records}, key=BACKENDS.index)
+    sizes = sorted({r["params"] for r in records})
+    fig, axes = plt.subplots(len(backends), len(sizes), squeeze=False,
+                             figsize=(5.5 * len(sizes), 3.4 * len(backends)))
+    for row, backend in enumerate(backends):
+        for col, n in enumerate(sizes):
+            ax = axes[row][col]
+            _chart_panel(ax, records, backend, n, gbps)
+            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
     fig.suptitle(f"Optimizer step (median, min-max); bandwidth {gbps:.1f} GB/s")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _chart_panel(ax, records, backend, n, gbps):
+    """One backend and size: each implementation's step time over the bound."""
+    rows = [r for r in records if (r["backend"], r["params"]) == (backend, n)]
+    bound = BYTES_BOUND * n / (gbps * 1e9) * 1e3
+    names = [r["implementation"] for r in rows]
+    med = [r["median_ms"] / bound for r in rows]
+    lo = [(r["median_ms"] - r["min_ms"]) / bound for r in rows]
+    hi = [(r["max_ms"] - r["median_ms"]) / bound for r in rows]
+    colors = ["tab:green" if s.startswith("lionr") else "tab:gray"
+              for s in names]
+    ax.barh(range(len(rows)), med, xerr=[lo, hi], color=colors)
+    ax.set_yticks(range(len(rows)), names, fontsize=7)
+    ax.invert_yaxis()
+    ax.axvline(1.0, color="k", lw=0.8, ls="--")
+    ax.set_xscale("log")
+    ax.set_xlabel("step time / 20 B-per-param bound")
+    ax.set_title(f"{backend}, {n:.0e} params", fontsize=9)
 
 
 def main(argv=None):
