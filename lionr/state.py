@@ -96,16 +96,29 @@ class Blockwise:
         return ops.cast(ops.reshape(m, self.shape), self.compute_dtype)
 
     def write(self, optimizer, m):
+        # Whole blocks are reshaped in place and only the last, partial
+        # block is padded: padding the whole tensor would make XLA keep two
+        # float32 copies of the new momentum. (MIN_QUANTIZED >= BLOCK, so
+        # there is at least one whole block.)
         m = ops.reshape(ops.cast(m, "float32"), (-1,))
+        whole = self.size - self.size % BLOCK
+        codes, scales = _quantize(ops.reshape(m[:whole], (-1, BLOCK)))
         if self.pad:
-            m = ops.pad(m, [(0, self.pad)])
-        m = ops.reshape(m, (-1, BLOCK))
-        scale = ops.max(ops.abs(m), axis=1, keepdims=True)
-        safe = ops.where(scale > 0, scale, ops.ones_like(scale))
-        r = m / safe
-        codes = ops.round(ops.sign(r) * ops.sqrt(ops.abs(r)) * 127.0)
-        optimizer.assign(self.codes, ops.cast(codes, "int8"))
-        optimizer.assign(self.scales, scale)
+            last = ops.reshape(ops.pad(m[whole:], [(0, self.pad)]), (1, BLOCK))
+            last_codes, last_scale = _quantize(last)
+            codes = ops.concatenate([codes, last_codes], axis=0)
+            scales = ops.concatenate([scales, last_scale], axis=0)
+        optimizer.assign(self.codes, codes)
+        optimizer.assign(self.scales, scales)
+
+
+def _quantize(blocks):
+    """``(codes, scales)`` of float32 ``blocks``, one block per row."""
+    scale = ops.max(ops.abs(blocks), axis=1, keepdims=True)
+    safe = ops.where(scale > 0, scale, ops.ones_like(scale))
+    r = blocks / safe
+    codes = ops.round(ops.sign(r) * ops.sqrt(ops.abs(r)) * 127.0)
+    return ops.cast(codes, "int8"), scale
 
 
 def make_slot(optimizer, variable, momentum_dtype):

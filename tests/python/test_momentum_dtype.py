@@ -89,6 +89,29 @@ def test_int8_round_trip_error_is_within_one_code_step():
     assert np.all(np.sign(back[np.abs(m) > bound]) == np.sign(m[np.abs(m) > bound]))
 
 
+@pytest.mark.parametrize("size", [4096, 5000, 8191])
+def test_int8_codes_and_scales_equal_a_numpy_reference(size):
+    """Blocks of 256 (the last one zero-padded), scale = max |m|, codes =
+    round-half-even(127 sign(r) sqrt(|r|)) with r = m / scale, in float32."""
+    rng = np.random.default_rng(size)
+    m = rng.standard_cauchy(size=(size,)).astype("float32")
+    m[:256] = 0.0  # an all-zero block keeps scale 0 and codes 0
+    variable = keras.Variable(np.zeros_like(m))
+    optimizer = lionr.optimizer_lion(momentum_dtype="int8")
+    optimizer.build([variable])
+    slot = optimizer._slots[0]
+    slot.write(optimizer, ops.convert_to_tensor(m))
+
+    blocks = np.pad(m, (0, (-size) % state.BLOCK)).reshape(-1, state.BLOCK)
+    scales = np.abs(blocks).max(axis=1, keepdims=True)
+    r = blocks / np.where(scales > 0, scales, np.float32(1))
+    codes = np.round(np.sign(r) * np.sqrt(np.abs(r)) * np.float32(127))
+    np.testing.assert_array_equal(ops.convert_to_numpy(slot.scales.value), scales)
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(slot.codes.value), codes.astype("int8")
+    )
+
+
 def test_bfloat16_stores_the_rounded_float32_momentum():
     rng = np.random.default_rng(2)
     g = rng.normal(size=(300,)).astype("float32")
