@@ -43,8 +43,9 @@ def after_parameter(m_new, variable):
     The parameter update reads the old momentum, whose buffer the new
     momentum is written into (jax with donated buffers, as Keras's trainer
     runs it; tensorflow's resource variables). XLA on CPU resolves that by
-    copying every momentum at every step: a third more memory traffic, into
-    freshly allocated buffers. Once the momentum's update reads the new
+    copying every momentum at every step, into freshly allocated buffers: 8
+    more bytes of memory traffic per parameter than the 20 of the step
+    itself. Once the momentum's update reads the new
     parameter, the parameter update must run first and the copy is dropped.
     The value read, ``m_new - (p_new > inf)``, subtracts ``+0.0``: the result
     is ``m_new`` to the bit, NaN, infinities and ``-0.0`` included.
