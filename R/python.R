@@ -146,12 +146,13 @@ lionr_available <- function() {
 
 #' Make a Python environment for lionr
 #'
-#' Creates (or updates) a Python virtual environment with keras 3, a Keras
-#' backend and lionr's Python module, using reticulate's virtualenv tools.
-#' When it has the default name, `"r-lionr"`, lionr uses it by itself in
-#' later R sessions where the environment variable `RETICULATE_PYTHON` is
-#' not set and nothing else has chosen a Python; otherwise point
-#' `RETICULATE_PYTHON` at the Python it returns.
+#' Creates (or updates) a Python virtual environment with keras 3 and a
+#' Keras backend, using reticulate's virtualenv tools. lionr's Python module
+#' needs no installing: the R package carries its own copy and imports it
+#' from there. When the environment has the default name, `"r-lionr"`,
+#' lionr uses it by itself in later R sessions where the environment
+#' variable `RETICULATE_PYTHON` is not set and nothing else has chosen a
+#' Python; otherwise point `RETICULATE_PYTHON` at the Python it returns.
 #'
 #' Keras reads its backend from the environment variable `KERAS_BACKEND`;
 #' set it to the backend installed here (in `~/.Renviron`, for example).
@@ -185,10 +186,11 @@ install_lionr <- function(envname = "r-lionr",
     tensorflow = "tensorflow",
     torch = "torch==2.13.0"
   )
-  source <- shipped_python()
-  if (!nzchar(source)) {
-    stop("lionr's Python module is missing from the installed R package; ",
-         "reinstall lionr.", call. = FALSE)
+  if (!nzchar(shipped_python())) {
+    lionr_error(
+      "lionr's Python module is missing from the installed R package; reinstall lionr.",
+      class = "lionr_setup_error"
+    )
   }
 
   if (!reticulate::virtualenv_exists(envname)) {
@@ -199,30 +201,6 @@ install_lionr <- function(envname = "r-lionr",
     packages = c("keras>=3.6", "numpy>=1.26", backend_package, extra_packages),
     ignore_installed = FALSE
   )
-
-  # lionr's Python module, as a small project built from the shipped copy.
-  project <- tempfile("lionr-python-")
-  dir.create(project)
-  on.exit(unlink(project, recursive = TRUE), add = TRUE)
-  file.copy(file.path(source, "lionr"), project, recursive = TRUE)
-  unlink(list.files(project, pattern = "^__pycache__$", recursive = TRUE,
-                    include.dirs = TRUE, full.names = TRUE), recursive = TRUE)
-  writeLines(c(
-    "[build-system]",
-    "requires = [\"setuptools>=64\"]",
-    "build-backend = \"setuptools.build_meta\"",
-    "",
-    "[project]",
-    "name = \"lionr\"",
-    sprintf("version = \"%s\"", utils::packageVersion("lionr")),
-    "requires-python = \">=3.10\"",
-    "dependencies = [\"keras>=3.6\", \"numpy>=1.26\"]",
-    "",
-    "[tool.setuptools]",
-    "packages = [\"lionr\"]"
-  ), file.path(project, "pyproject.toml"))
-  reticulate::virtualenv_install(envname, packages = project,
-                                 pip_options = c("--force-reinstall", "--no-deps"))
 
   if (!nzchar(Sys.getenv("KERAS_BACKEND"))) Sys.setenv(KERAS_BACKEND = backend)
   python_path <- reticulate::virtualenv_python(envname)
