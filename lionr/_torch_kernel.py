@@ -29,7 +29,12 @@ closer to the float64 rule.
 
 A momentum stored in bfloat16 is widened into a scratch copy in the
 parameters' dtype for the step and rounded back (to nearest, as a cast
-does) after it. int8 block storage takes Keras's per-variable path.
+does) after it. A momentum stored as int8 blocks (float32 parameters only)
+is decoded into the same scratch, a piece at a time, and encoded again
+after the step, with the operations of ``lionr.state.Blockwise`` in the
+same order: pieces start at multiples of ``CHUNK``, itself a multiple of
+the block size, so a piece holds whole blocks (the tensor's last piece
+ends in its zero-padded last block).
 """
 
 import torch
@@ -78,31 +83,122 @@ def _tensors(variables):
 class _Group:
     """One cache-resident group of pieces, and the views the step works on.
 
-    ``ps``/``ms``: pieces of the parameters and of their stored momenta;
-    ``work``: the momenta as the step computes with them (``ms`` itself,
-    or for a momentum stored in another dtype, a scratch view in the
-    parameters' dtype, filled from ``stored`` before the step and written
-    back after it); ``cs``: scratch views for ``c``; ``decayed``: the pieces
-    of ``ps`` under weight decay; ``where``: which gradient pieces match.
+    ``ps``: pieces of the parameters; ``work``: the momenta as the step
+    computes with them, in the parameters' dtype: the stored momentum
+    itself, or a view of the scratch ``m_buf``, filled before the step and
+    written back after it (``load``, ``store``) from bfloat16 pieces
+    (``stored``, staged in ``staged``) or from int8 ``blocks``; ``cs``:
+    scratch views for ``c``; ``decayed``: the pieces of ``ps`` under weight
+    decay; ``where``: which gradient pieces match.
     """
 
     def __init__(self, pieces, c_buf, m_buf):
-        self.ps = [x[0] for x in pieces]
-        self.ms = [x[1] for x in pieces]
-        self.decayed = [x[0] for x in pieces if x[2]]
-        self.where = [x[3] for x in pieces]
-        self.cs, self.work, self.stored, self.staged = [], [], [], []
-        at = 0
-        for pp, mm, _, _ in pieces:
-            n = pp.numel()
+        self.scratch = c_buf
+        self.ps = [x.p for x in pieces]
+        self.decayed = [x.p for x in pieces if x.decayed]
+        self.where = [x.k for x in pieces]
+        self.cs, self.work, self.stored, self.staged, self.blocks = (
+            [], [], [], [], []
+        )
+        at = staged = 0
+        for x in pieces:
+            n = x.p.numel()
             self.cs.append(c_buf[at : at + n])
-            if mm.dtype == pp.dtype:
-                self.work.append(mm)
-            else:
-                self.stored.append(mm)
-                self.staged.append(m_buf[at : at + n])
-                self.work.append(self.staged[-1])
             at += n
+            if x.codes is not None:
+                rows = x.codes.shape[0]
+                block = m_buf[staged : staged + x.codes.numel()]
+                self.blocks.append((x.codes, x.scales, block.view(rows, -1)))
+                self.work.append(block[:n])
+                staged += block.numel()
+            elif x.m.dtype != x.p.dtype:
+                self.stored.append(x.m)
+                self.staged.append(m_buf[staged : staged + n])
+                self.work.append(self.staged[-1])
+                staged += n
+            else:
+                self.work.append(x.m)
+
+    @staticmethod
+    def staged_size(pieces):
+        """Elements of ``m_buf`` the group needs."""
+        return sum(
+            x.codes.numel() if x.codes is not None
+            else x.p.numel() if x.m.dtype != x.p.dtype else 0
+            for x in pieces
+        )
+
+    def load(self):
+        """Fill the scratch momenta from their stored forms (before the
+        step, while ``cs`` is free to serve as scratch)."""
+        if self.stored:
+            torch._foreach_copy_(self.staged, self.stored)
+        for codes, scales, block in self.blocks:
+            _decode(codes, scales, block, self._scratch_like(block))
+
+    def store(self):
+        """Write the scratch momenta back to their stored forms."""
+        if self.stored:
+            torch._foreach_copy_(self.stored, self.staged)
+        for codes, scales, block in self.blocks:
+            _encode(block, codes, scales, self._scratch_like(block))
+
+    def _scratch_like(self, block):
+        return self.scratch[: block.numel()].view_as(block)
+
+
+def _decode(codes, scales, block, scratch):
+    """``block <- s * (q/127) * |q/127|``, as ``Blockwise.read``."""
+    block.copy_(codes)
+    block.mul_(1.0 / 127.0)
+    torch.abs(block, out=scratch)
+    block.mul_(scratch)
+    block.mul_(scales)
+
+
+def _encode(block, codes, scales, scratch):
+    """Codes and scales of ``block`` (destroyed), as ``state._quantize``."""
+    torch.abs(block, out=scratch)
+    torch.amax(scratch, dim=1, keepdim=True, out=scales)
+    safe = torch.where(scales > 0, scales, 1.0)
+    block.div_(safe)
+    torch.sign(block, out=scratch)
+    block.abs_().sqrt_().mul_(scratch).mul_(127.0).round_()
+    codes.copy_(block)
+
+
+class _Piece:
+    """At most ``CHUNK`` elements of one parameter and of its momentum:
+    ``m`` (float32 or bfloat16 storage), or ``codes`` and ``scales`` (int8
+    blocks: the rows of the blocks the piece falls in)."""
+
+    def __init__(self, p, decayed, k, m=None, codes=None, scales=None):
+        self.p, self.decayed, self.k = p, decayed, k
+        self.m, self.codes, self.scales = m, codes, scales
+
+
+def _slot_variables(slot):
+    """The Keras variables a momentum store keeps."""
+    if isinstance(slot, state.Blockwise):
+        return [slot.codes, slot.scales]
+    return [slot.slot]
+
+
+def _slot_pieces(slot, stored, p, decayed, k):
+    """``_Piece``s of parameter tensor ``p``, whose momentum store ``slot``
+    keeps the tensors ``stored``; ``k`` numbers the first."""
+    ps = _pieces(p)
+    if isinstance(slot, state.Blockwise):
+        rows = CHUNK // state.BLOCK
+        codes, scales = (t.split(rows) for t in stored)
+        return [
+            _Piece(pp, decayed, k + i, codes=c, scales=s)
+            for i, (pp, c, s) in enumerate(zip(ps, codes, scales))
+        ]
+    ms = _pieces(stored[0])
+    return [
+        _Piece(pp, decayed, k + i, m=mm) for i, (pp, mm) in enumerate(zip(ps, ms))
+    ]
 
 
 class _Plan:
@@ -114,24 +210,28 @@ class _Plan:
 
     def __init__(self, optimizer, variables, ps):
         index = optimizer._get_variable_index
-        self.slot_vars = [optimizer._slots[index(v)].slot for v in variables]
+        slots = [optimizer._slots[index(v)] for v in variables]
+        self.slot_vars = [x for s in slots for x in _slot_variables(s)]
         self.ps = ps
         self.ms = _tensors(self.slot_vars)
-        decayed = [optimizer._use_weight_decay(v) for v in variables]
-        c_buf, m_buf = _scratch(optimizer, ps[0].dtype, ps[0].device)
-        self.groups = []
-        current, size, k = [], 0, 0
-        for p, m, wd in zip(ps, self.ms, decayed):
-            for pp, mm in zip(_pieces(p), _pieces(m)):
-                n = pp.numel()
-                if current and size + n > GROUP:
-                    self.groups.append(_Group(current, c_buf, m_buf))
-                    current, size = [], 0
-                current.append((pp, mm, wd, k))
-                size += n
-                k += 1
-        if current:
-            self.groups.append(_Group(current, c_buf, m_buf))
+        pieces, at = [], 0
+        for v, p, slot in zip(variables, ps, slots):
+            count = len(_slot_variables(slot))
+            stored, at = self.ms[at : at + count], at + count
+            decayed = optimizer._use_weight_decay(v)
+            pieces.extend(_slot_pieces(slot, stored, p, decayed, len(pieces)))
+        cut, current, size = [], [], 0
+        for piece in pieces:
+            n = piece.p.numel()
+            if current and size + n > GROUP:
+                cut.append(current)
+                current, size = [], 0
+            current.append(piece)
+            size += n
+        cut.append(current)
+        staged = max(_Group.staged_size(c) for c in cut)
+        c_buf, m_buf = _scratch(optimizer, ps[0].dtype, ps[0].device, staged)
+        self.groups = [_Group(c, c_buf, m_buf) for c in cut]
 
     def valid(self, ps):
         """True while every variable and momentum keeps the planned tensor."""
@@ -151,16 +251,19 @@ class _Plan:
 
 def _supported(optimizer, variables, ps):
     """True when ``apply`` can update all of ``variables`` (tensors ``ps``):
-    float32 or bfloat16 momenta (not int8 blocks), one parameter dtype,
-    contiguous storage (updated in place through flat views)."""
+    one parameter dtype, contiguous storage (updated in place through flat
+    views), and momenta in float32 or bfloat16, or in int8 blocks beside
+    float32 parameters."""
     slots = optimizer._slots
     index = optimizer._get_variable_index
     dtype = ps[0].dtype
     for v, p in zip(variables, ps):
         s = slots[index(v)]
-        if not isinstance(s, state.Plain) or p.dtype != dtype:
+        if p.dtype != dtype or not p.is_contiguous():
             return False
-        if not (p.is_contiguous() and s.slot.value.is_contiguous()):
+        if isinstance(s, state.Blockwise) and dtype != torch.float32:
+            return False
+        if not all(x.value.is_contiguous() for x in _slot_variables(s)):
             return False
     return True
 
@@ -196,15 +299,19 @@ def _pieces(t):
     return list(flat.split(CHUNK))
 
 
-def _scratch(optimizer, dtype, device):
-    """Reusable buffers for ``c`` and for momenta stored in another dtype,
-    each large enough for one group (kept off Keras's variable tracking)."""
+def _scratch(optimizer, dtype, device, staged):
+    """Reusable buffers: one for ``c`` (a group), one of at least ``staged``
+    elements for momenta stored in another form (kept off Keras's variable
+    tracking)."""
     cache = optimizer.__dict__.setdefault("_lionr_scratch", {})
     key = (dtype, device)
-    if key not in cache:
-        buf = torch.empty(2 * (GROUP + CHUNK), dtype=dtype, device=device)
-        cache[key] = buf.split(GROUP + CHUNK)
-    return cache[key]
+    c_buf, m_buf = cache.get(key, (None, None))
+    if c_buf is None:
+        c_buf = torch.empty(GROUP + CHUNK, dtype=dtype, device=device)
+    if m_buf is None or m_buf.numel() < staged:
+        m_buf = torch.empty(max(staged, 1), dtype=dtype, device=device)
+    cache[key] = c_buf, m_buf
+    return c_buf, m_buf
 
 
 @torch.no_grad()
@@ -225,8 +332,7 @@ def apply(optimizer, grads, variables, learning_rate, betas, decay=None):
         if decay is not None and group.decayed:
             torch._foreach_mul_(group.decayed, decay)
         ms, cs = group.work, group.cs
-        if group.stored:
-            torch._foreach_copy_(group.staged, group.stored)
+        group.load()
         # c = b1*m + (1-b1)*g, exactly as torch._foreach_mul / _foreach_add_.
         torch._foreach_copy_(cs, ms)
         torch._foreach_mul_(cs, b1)
@@ -235,6 +341,5 @@ def apply(optimizer, grads, variables, learning_rate, betas, decay=None):
         torch._foreach_add_(group.ps, cs, alpha=-lr)
         torch._foreach_mul_(ms, b2)
         torch._foreach_add_(ms, gs, alpha=one_b2)
-        if group.stored:
-            torch._foreach_copy_(group.stored, group.staged)
+        group.store()
     return True

@@ -10,7 +10,8 @@ False to let Keras loop over ``Lion.update_step``.
 * torch runs eagerly, one kernel per operation. There the step (with the
   weight decay folded in) runs cache-blocked and multi-tensor, see
   ``lionr._torch_kernel``, in the same operations as Keras's torch Lion,
-  for float32 and bfloat16 momentum.
+  for float32 and bfloat16 momentum, and for int8 blocks beside float32
+  parameters.
 """
 
 import functools

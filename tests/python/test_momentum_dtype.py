@@ -112,6 +112,107 @@ def test_int8_codes_and_scales_equal_a_numpy_reference(size):
     )
 
 
+TORCH_ONLY = pytest.mark.skipif(
+    keras.backend.backend() != "torch", reason="the cache-blocked step is torch's"
+)
+
+
+@TORCH_ONLY
+def test_torch_blocked_int8_decodes_and_encodes_as_blockwise():
+    """The cache-blocked step's int8 decoding and encoding, piece by piece,
+    give the bits of ``Blockwise.read`` and ``Blockwise.write`` (a tensor
+    of two pieces, the second ending inside a block)."""
+    import torch
+
+    from lionr import _torch_kernel as kernel
+
+    size = kernel.CHUNK + 3000
+    variable = keras.Variable(np.zeros(size, "float32"))
+    optimizer = lionr.optimizer_lion(momentum_dtype="int8")
+    optimizer.build([variable])
+    slot = optimizer._slots[0]
+    m = normal(5, (size,))
+    m[:300] = 0.0  # an all-zero block
+    slot.write(optimizer, ops.convert_to_tensor(m))
+    read = ops.convert_to_numpy(slot.read())
+
+    rows = kernel.CHUNK // state.BLOCK
+    codes = [c.clone() for c in slot.codes.value.split(rows)]
+    scales = [s.clone() for s in slot.scales.value.split(rows)]
+    decoded, flat = [], torch.from_numpy(m)
+    for i, (c, s) in enumerate(zip(codes, scales)):
+        block = torch.empty(c.shape)
+        kernel._decode(c, s, block, torch.empty(c.shape))
+        decoded.append(block.reshape(-1))
+        # encode this piece's momentum (zero-padded to whole blocks)
+        piece = flat[i * kernel.CHUNK : (i + 1) * kernel.CHUNK]
+        padded = torch.zeros(c.numel())
+        padded[: piece.numel()] = piece
+        kernel._encode(padded.view(c.shape), c, s, torch.empty(c.shape))
+    decoded = torch.cat(decoded)[:size].numpy()
+    assert decoded.tobytes() == read.tobytes()
+    assert torch.cat(codes).numpy().tobytes() == ops.convert_to_numpy(
+        slot.codes.value).tobytes()
+    assert torch.cat(scales).numpy().tobytes() == ops.convert_to_numpy(
+        slot.scales.value).tobytes()
+
+
+@TORCH_ONLY
+@pytest.mark.parametrize("mode", MODES)
+def test_torch_blocked_step_matches_the_per_variable_step(mode, monkeypatch):
+    """Four steps with weight decay, on tensors cut into several pieces and
+    ending inside a block, beside small tensors sharing a group, by the
+    cache-blocked torch step and by Keras's loop over ``Lion.update_step``:
+    the parameters have the same bits. The momenta are formed in another
+    order of float32 roundings (the blocked step in that of Keras's torch
+    Lion), so they agree to a few ulp of each tensor's largest value in
+    their storage dtype (int8 scales in float32), and int8 codes within one
+    code, at the few places where those ulps decide the rounding."""
+    from lionr import kernels
+
+    shapes = [(2**18 + 3,), (600, 1000), (7,), (5000,), (70, 64), ()]
+    kwargs = dict(
+        learning_rate=0.003, beta_1=0.8, beta_2=0.95, weight_decay=0.2,
+        momentum_dtype=mode,
+    )
+    starts = [normal(60 + i, s) for i, s in enumerate(shapes)]
+    steps = [[normal(70 + 9 * t + i, s) for i, s in enumerate(shapes)]
+             for t in range(4)]
+
+    def run(blocked):
+        if not blocked:
+            monkeypatch.setattr(kernels, "apply_fused", lambda *a, **k: False)
+            monkeypatch.setattr(kernels, "fuses_weight_decay", lambda *a: False)
+        variables = variables_of(starts)
+        optimizer = lionr.optimizer_lion(**kwargs)
+        for grads in steps:
+            optimizer.apply([ops.convert_to_tensor(g) for g in grads], variables)
+        assert bool(optimizer.__dict__.get("_lionr_plans")) == blocked
+        weights = [ops.convert_to_numpy(v) for v in variables]
+        stored = [ops.convert_to_numpy(ops.cast(v, "float32")
+                                       if v.dtype == "bfloat16" else v)
+                  for v in optimizer.variables[2:]]
+        names = [v.path for v in optimizer.variables[2:]]
+        return weights, stored, names
+
+    (wa, sa, names), (wb, sb, _) = run(True), run(False)
+    for a, b in zip(wa, wb):
+        assert a.tobytes() == b.tobytes()
+    codes_off = 0
+    for name, a, b in zip(names, sa, sb):
+        assert a.dtype == b.dtype and a.shape == b.shape, name
+        if a.dtype == np.int8:
+            off = np.abs(a.astype(int) - b.astype(int))
+            assert off.max() <= 1, name
+            codes_off += int(off.sum())
+            continue
+        largest = np.abs(b).max()
+        ulp = (_bfloat16_spacing(largest) if mode == "bfloat16"
+               else reference.ulp(largest))
+        assert np.abs(a - b).max() <= 4 * ulp, name
+    assert codes_off <= 10
+
+
 def test_bfloat16_stores_the_rounded_float32_momentum():
     rng = np.random.default_rng(2)
     g = rng.normal(size=(300,)).astype("float32")
