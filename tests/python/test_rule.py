@@ -83,9 +83,9 @@ def test_same_as_keras_lion(kwargs):
             np.testing.assert_array_equal(m, k)
 
 
-# Tensors that the torch step cuts into several pieces (of 2**18 elements)
+# Tensors that the torch step cuts into several pieces (of 2**19 elements)
 # and groups, mixed with small ones that share a group.
-LARGE_SHAPES = [(5,), (600, 1000), (2**18 + 3,), (300, 7), ()]
+LARGE_SHAPES = [(5,), (600, 1000), (2**19 + 3,), (300, 7), ()]
 
 
 def test_large_tensors_same_as_keras_lion_and_reference():
