@@ -24,8 +24,8 @@ _TORCH = keras.backend.backend() == "torch"
 
 
 @functools.cache
-def _xla_on_cpu():
-    """True when the step is compiled by XLA for the CPU (jax, tensorflow)."""
+def _on_cpu():
+    """True when the backend computes on the CPU (jax and tensorflow)."""
     backend = keras.backend.backend()
     if backend == "jax":
         import jax
@@ -38,6 +38,25 @@ def _xla_on_cpu():
     return False
 
 
+def _traced_for_xla(x):
+    """True while ``x`` belongs to a step being traced for XLA: a jax trace
+    (Keras's jax trainer always compiles), or a ``tf.function`` with
+    ``jit_compile=True`` (Keras's tensorflow trainer compiles with XLA only
+    when asked; a plain graph or eager step has no copy to remove)."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return isinstance(x, jax.core.Tracer)
+    try:
+        from tensorflow.python.framework import ops as tf_ops
+        from tensorflow.python.ops import control_flow_util
+    except ImportError:
+        return False
+    return control_flow_util.GraphOrParentsInXlaContext(
+        tf_ops.get_default_graph()
+    )
+
+
 def after_parameter(m_new, variable):
     """``m_new`` unchanged, made to depend on ``variable``'s updated value.
 
@@ -46,12 +65,13 @@ def after_parameter(m_new, variable):
     runs it; tensorflow's resource variables). XLA on CPU resolves that by
     copying every momentum at every step, into freshly allocated buffers: 8
     more bytes of memory traffic per parameter than the 20 of the step
-    itself. Once the momentum's update reads the new
-    parameter, the parameter update must run first and the copy is dropped.
-    The value read, ``m_new - (p_new > inf)``, subtracts ``+0.0``: the result
-    is ``m_new`` to the bit, NaN, infinities and ``-0.0`` included.
+    itself. Once the momentum's update reads the new parameter, the
+    parameter update must run first and the copy is dropped. The value
+    read, ``m_new - (p_new > inf)``, subtracts ``+0.0``: the result is
+    ``m_new`` to the bit, NaN, infinities and ``-0.0`` included. Outside
+    XLA the two extra operations would only cost time, so they are left out.
     """
-    if not _xla_on_cpu():
+    if not (_on_cpu() and _traced_for_xla(m_new)):
         return m_new
     never = ops.greater(ops.convert_to_tensor(variable), math.inf)
     return ops.subtract(m_new, ops.cast(never, m_new.dtype))

@@ -133,3 +133,34 @@ def test_compiled_steps_equal_keras_lion_bit_for_bit():
     for a, b in zip(*results):
         assert a.dtype == b.dtype and a.shape == b.shape
         assert a.tobytes() == b.tobytes()
+
+
+def test_ordering_operations_only_where_xla_compiles():
+    """``after_parameter`` adds its two operations only while a step is
+    traced for XLA (on the CPU); eagerly, and in a tensorflow graph that XLA
+    does not compile, it hands back the momentum itself."""
+    from lionr import kernels
+
+    if not on_xla_cpu():
+        pytest.skip("the ordering is applied on XLA's CPU compiler")
+    variable = keras.Variable(np.ones(4, "float32"))
+    m = keras.ops.convert_to_tensor(np.full(4, 0.5, "float32"))
+    seen = {}
+
+    def probe(where, m):
+        out = kernels.after_parameter(m, variable)
+        seen[where] = out is m
+        return out
+
+    probe("eager", m)
+    if BACKEND == "jax":
+        import jax
+
+        jax.jit(lambda m: probe("xla", m))(m)
+    else:
+        import tensorflow as tf
+
+        tf.function(lambda m: probe("graph", m))(m)
+        tf.function(lambda m: probe("xla", m), jit_compile=True)(m)
+    assert seen.pop("xla") is False
+    assert all(seen.values()), seen
