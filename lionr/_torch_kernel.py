@@ -109,28 +109,18 @@ class _Group:
             n = x.p.numel()
             self.cs.append(c_buf[at : at + n])
             at += n
+            scratch = m_buf[staged : staged + x.staged()]
+            staged += x.staged()
             if x.codes is not None:
                 rows = x.codes.shape[0]
-                block = m_buf[staged : staged + x.codes.numel()]
-                self.blocks.append((x.codes, x.scales, block.view(rows, -1)))
-                self.work.append(block[:n])
-                staged += block.numel()
+                self.blocks.append((x.codes, x.scales, scratch.view(rows, -1)))
+                self.work.append(scratch[:n])
             elif x.m.dtype != x.p.dtype:
                 self.stored.append(x.m)
-                self.staged.append(m_buf[staged : staged + n])
-                self.work.append(self.staged[-1])
-                staged += n
+                self.staged.append(scratch)
+                self.work.append(scratch)
             else:
                 self.work.append(x.m)
-
-    @staticmethod
-    def staged_size(pieces):
-        """Elements of ``m_buf`` the group needs."""
-        return sum(
-            x.codes.numel() if x.codes is not None
-            else x.p.numel() if x.m.dtype != x.p.dtype else 0
-            for x in pieces
-        )
 
     def load(self):
         """Fill the scratch momenta from their stored forms (before the
@@ -179,6 +169,13 @@ class _Piece:
     def __init__(self, p, decayed, k, m=None, codes=None, scales=None):
         self.p, self.decayed, self.k = p, decayed, k
         self.m, self.codes, self.scales = m, codes, scales
+
+    def staged(self):
+        """Elements of scratch the step works in for this piece's momentum:
+        whole blocks for int8, the piece for another dtype, else none."""
+        if self.codes is not None:
+            return self.codes.numel()
+        return self.p.numel() if self.m.dtype != self.p.dtype else 0
 
 
 def _slot_variables(slot):
@@ -233,7 +230,7 @@ class _Plan:
             current.append(piece)
             size += n
         cut.append(current)
-        staged = max(_Group.staged_size(c) for c in cut)
+        staged = max(sum(x.staged() for x in c) for c in cut)
         c_buf, m_buf = _scratch(optimizer, ps[0].dtype, ps[0].device, staged)
         self.groups = [_Group(c, c_buf, m_buf) for c in cut]
 

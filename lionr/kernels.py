@@ -47,14 +47,14 @@ def _traced_for_xla(x):
         import jax
 
         return isinstance(x, jax.core.Tracer)
-    try:
+    try:  # tensorflow's own test of an XLA context, not a public API
         from tensorflow.python.framework import ops as tf_ops
         from tensorflow.python.ops import control_flow_util
-    except ImportError:
+
+        in_xla = control_flow_util.GraphOrParentsInXlaContext
+    except (ImportError, AttributeError):
         return False
-    return control_flow_util.GraphOrParentsInXlaContext(
-        tf_ops.get_default_graph()
-    )
+    return in_xla(tf_ops.get_default_graph())
 
 
 def after_parameter(m_new, variable):
