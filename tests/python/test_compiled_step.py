@@ -11,6 +11,7 @@ import pytest
 import keras
 
 import lionr
+from lionr import kernels
 from reference import numpy_of
 from tiny import BACKEND
 from tiny import normal
@@ -89,16 +90,6 @@ class CompiledStep:
         )
 
 
-def on_xla_cpu():
-    if BACKEND == "jax":
-        import jax
-
-        return jax.default_backend() == "cpu"
-    import tensorflow as tf
-
-    return not tf.config.list_logical_devices("GPU")
-
-
 def copies(optimizer):
     """How many ``copy`` instructions XLA leaves in the optimized step."""
     text = CompiledStep(optimizer).optimized_hlo()
@@ -106,7 +97,7 @@ def copies(optimizer):
 
 
 def test_no_momentum_copy_in_the_compiled_step():
-    if not on_xla_cpu():
+    if not kernels._on_cpu():
         pytest.skip("measured on XLA's CPU compiler")
     # Keras's Lion shows what a copy looks like: one per momentum.
     assert copies(keras.optimizers.Lion(weight_decay=0.01)) == len(SHAPES)
@@ -139,9 +130,7 @@ def test_ordering_operations_only_where_xla_compiles():
     """``after_parameter`` adds its two operations only while a step is
     traced for XLA (on the CPU); eagerly, and in a tensorflow graph that XLA
     does not compile, it hands back the momentum itself."""
-    from lionr import kernels
-
-    if not on_xla_cpu():
+    if not kernels._on_cpu():
         pytest.skip("the ordering is applied on XLA's CPU compiler")
     variable = keras.Variable(np.ones(4, "float32"))
     m = keras.ops.convert_to_tensor(np.full(4, 0.5, "float32"))
