@@ -29,7 +29,10 @@ class Lion(keras.optimizers.Optimizer):
 
     Args:
         learning_rate: number >= 0, ``LearningRateSchedule``, or callable
-            taking no arguments.
+            taking no arguments. What a schedule gives at step 0 and what a
+            callable returns are checked when the optimizer is made (or,
+            for a callable that cannot be called yet, when it is built);
+            see ``lionr.hyper``.
         beta_1: weight of the momentum in the interpolation ``c`` whose sign
             is the update; in (0, 1]. Number, constant scalar tensor,
             schedule (called with the iteration count) or no-argument
@@ -63,12 +66,7 @@ class Lion(keras.optimizers.Optimizer):
         momentum_dtype="float32",
         **kwargs,
     ):
-        if kwargs:
-            unknown = ", ".join(f"`{k}`" for k in kwargs)
-            raise checks.ArgumentTypeError(
-                f"Unknown argument(s) {unknown}; lionr's Lion accepts the "
-                "Keras optimizer arguments and `momentum_dtype`."
-            )
+        checks.no_unknown(kwargs, ["momentum_dtype"])
         positive = dict(low=0, low_open=True, optional=True)
         clips = {
             "clipnorm": checks.number("clipnorm", clipnorm, **positive),
@@ -79,7 +77,7 @@ class Lion(keras.optimizers.Optimizer):
         }
         checks.one_clip(clips)
         super().__init__(
-            learning_rate=checks.learning_rate(learning_rate),
+            learning_rate=checks.hyperparameter("learning_rate", learning_rate),
             weight_decay=checks.number(
                 "weight_decay", weight_decay, low=0, optional=True
             ),
@@ -94,24 +92,41 @@ class Lion(keras.optimizers.Optimizer):
             gradient_accumulation_steps=checks.integer(
                 "gradient_accumulation_steps", gradient_accumulation_steps, 2
             ),
-            name=checks.string("name", name),
+            name=checks.string("name", name, optional=True),
             **clips,
         )
-        self.beta_1 = checks.hyperparameter("beta_1", beta_1, 0, 1, True, False)
-        self.beta_2 = checks.hyperparameter("beta_2", beta_2, 0, 1, False, False)
+        self.beta_1 = checks.hyperparameter("beta_1", beta_1)
+        self.beta_2 = checks.hyperparameter("beta_2", beta_2)
         self.momentum_dtype = checks.choice(
             "momentum_dtype", momentum_dtype, state.MOMENTUM_DTYPES
+        )
+        # Callables and schedules are evaluated and checked now; one that
+        # cannot be evaluated yet (it may refer to this optimizer) is
+        # evaluated when the optimizer is built, still before any step.
+        self._unchecked = tuple(
+            name for name in hyper.NAMES
+            if not hyper.first_check(name, self._given(name), deferrable=True)
+        )
+
+    def _given(self, name):
+        """The learning rate or a beta, as given."""
+        return self._learning_rate if name == "learning_rate" else getattr(
+            self, name
         )
 
     def _get_current_learning_rate(self):
         if isinstance(self._learning_rate, keras.Variable):
             return self._learning_rate
-        return hyper.resolve(self._learning_rate, self._iterations)
+        return hyper.resolve(
+            self._learning_rate, self._iterations, "learning_rate"
+        )
 
     def build(self, var_list):
         """Create one momentum store per trainable variable."""
         if self.built:
             return
+        for name in self.__dict__.pop("_unchecked", ()):
+            hyper.first_check(name, self._given(name))
         super().build(var_list)
         self._slots = [
             None
@@ -136,8 +151,8 @@ class Lion(keras.optimizers.Optimizer):
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
         # Betas are resolved once per step, then read by every variable.
         betas = (
-            hyper.resolve(self.beta_1, self._iterations),
-            hyper.resolve(self.beta_2, self._iterations),
+            hyper.resolve(self.beta_1, self._iterations, "beta_1"),
+            hyper.resolve(self.beta_2, self._iterations, "beta_2"),
         )
         object.__setattr__(self, "_betas_now", betas)
         # A fused kernel gets the betas already in the variables' dtype, as
