@@ -21,12 +21,32 @@
 #' on as they are. A vector of length other than one, or `NA`, is refused
 #' in R, since Python would receive a list or `TRUE` in its place.
 #'
-#' Every refusal is an R condition of class `lionr_error` (also `error`
-#' and `condition`), whose message names the argument, shows the value
-#' received and says what is accepted.
+#' Every refusal is an R condition of class `lionr_error`, whose message
+#' names the argument, shows the value as R prints it (`5`, `"a"`, `NULL`,
+#' `list(1)`) and says in R's words what is accepted. After `lionr_error`
+#' come the classes reticulate (>= 1.29) gives the Python exception the
+#' refusal stands for: `lionr.checks.ArgumentError`,
+#' `lionr.checks.Refusal`, `python.builtin.ValueError`,
+#' `python.builtin.Exception` and `python.builtin.BaseException` for a
+#' value out of range (with `ArgumentTypeError` and
+#' `python.builtin.TypeError` for a value of the wrong kind), then `error`
+#' and `condition`; so `tryCatch(..., lionr_error = )` and
+#' `tryCatch(..., python.builtin.ValueError = )` both catch them. The
+#' refusals made in R itself carry `python.builtin.TypeError` (a vector of
+#' another length than one, unnamed or repeated arguments in `...`) or
+#' `python.builtin.ValueError` (`NA`) and its parents. The field
+#' `argument` of the condition names the argument(s) at fault.
 #'
-#' A function given as `learning_rate`, `beta_1` or `beta_2` is called by
-#' the optimizer, with no arguments, whenever it computes a step; its
+#' A function given as `learning_rate`, `beta_1` or `beta_2` must be
+#' callable with no arguments: one with a formal argument that has no
+#' default, such as `function(step) 0.9`, is refused (a schedule is the
+#' form that receives the step). The function is called once when the
+#' optimizer is made, and what it returns is checked like a number given
+#' directly; if it cannot be called then (it fails, for example because it
+#' refers to the optimizer being made), it is called when the optimizer is
+#' built, before the first training step. A schedule is checked the same
+#' way at step 0. The optimizer then calls the function, with no arguments,
+#' whenever it computes a step, and checks each number it returns; its
 #' result (one number) reaches Python as a float. When Keras compiles the
 #' training step (as `fit()` does with the jax and tensorflow backends), a
 #' function returning a plain number is called while the step is compiled,
@@ -63,7 +83,8 @@
 #'   `optimizer$finalize_variable_values()`, which `fit()` calls after its
 #'   last epoch. A fraction such as `2.5` is refused.
 #' @param name A non-empty string: the optimizer's name, used as the prefix
-#'   of its variables. Default `"lion"`.
+#'   of its variables. Default `"lion"`. With `NULL`, Keras names it
+#'   `"lion"`, `"lion_1"`, ... in the order they are made.
 #' @param ... Further arguments of the Python optimizer, each named, passed
 #'   on as they are. Today there is one: `momentum_dtype`, the storage of
 #'   the momentum, `"float32"` (default), `"bfloat16"` or `"int8"`. An
@@ -102,9 +123,12 @@
 #' history <- model$fit(x, y, epochs = 2L, batch_size = 4L, verbose = 0L)
 #' history$history$loss
 #'
-#' # Refusals are conditions of class "lionr_error".
+#' # Refusals are conditions of class "lionr_error", also caught as the
+#' # Python exception they stand for.
 #' tryCatch(optimizer_lion(beta_1 = 1.5),
 #'          lionr_error = function(e) conditionMessage(e))
+#' tryCatch(optimizer_lion(beta_1 = function(step) 0.9),
+#'          python.builtin.TypeError = function(e) e$argument)
 #' @export
 optimizer_lion <- function(
     learning_rate = 0.001,
@@ -127,7 +151,7 @@ optimizer_lion <- function(
   if (is.null(dot_names)) dot_names <- rep("", length(dots))
   unnamed <- which(!nzchar(dot_names))
   if (length(unnamed)) {
-    lionr_error(
+    lionr_error(python_classes = builtin_exception("TypeError"),
       sprintf(paste(
         "Every argument in `...` must be named; received %d unnamed",
         "(%s). Name each extra argument, for example",
@@ -139,7 +163,7 @@ optimizer_lion <- function(
   }
   twice <- unique(dot_names[duplicated(dot_names)])
   if (length(twice)) {
-    lionr_error(
+    lionr_error(python_classes = builtin_exception("TypeError"),
       sprintf("Each argument may be given once; received %s more than once.",
               paste0("`", twice, "`", collapse = ", ")),
       call = call
@@ -164,13 +188,19 @@ optimizer_lion <- function(
     ),
     dots
   )
+  given <- args
   for (arg in names(args)) {
     value <- as_python_value(args[[arg]], arg, call)
     if (!is.null(value)) args[[arg]] <- value
   }
 
   lionr <- python_module()
-  call_python(lionr$optimizer_lion, args, call = call)
+  for (arg in names(args)) {
+    if (is_r_function(given[[arg]])) {
+      args[[arg]] <- with_r_signature(args[[arg]], given[[arg]])
+    }
+  }
+  call_python(lionr$optimizer_lion, args, call = call, given = given)
 }
 
 # One argument, made ready for reticulate. NULL stays NULL (None); Python
@@ -182,12 +212,13 @@ as_python_value <- function(value, arg, call = NULL) {
   if (is.null(value) || inherits(value, "python.builtin.object")) {
     return(value)
   }
-  if (is.function(value)) {
+  if (is_r_function(value)) {
     return(python_callable(value))
   }
   if (is.atomic(value)) {
     if (length(value) != 1L) {
-      lionr_error(
+      r_refusal(
+        argument = arg, type = "TypeError",
         sprintf(paste(
           "`%s` must be one value (one number, TRUE/FALSE or string, as the",
           "argument requires), not a vector of length %d; received %s = %s."),
@@ -196,7 +227,8 @@ as_python_value <- function(value, arg, call = NULL) {
       )
     }
     if (is.na(value) && !is.nan(value)) {
-      lionr_error(
+      r_refusal(
+        argument = arg,
         sprintf(paste(
           "`%s` must be a value, not NA; received %s = %s. Give a number,",
           "TRUE/FALSE or a string as the argument requires, or NULL where",
@@ -222,4 +254,40 @@ python_callable <- function(fun) {
     }
     value
   }
+}
+
+# The Python callable for the R function `original` (`wrapped` is what
+# python_callable() made of it), with a Python signature that tells what
+# `original` takes: each formal becomes a keyword-only parameter, required
+# when it has no default, and `...` becomes `*args`. Python's checks then
+# judge whether it can be called with no arguments, as for a Python callable.
+# (Formal names that are not Python identifiers are made into ones.)
+with_r_signature <- function(wrapped, original) {
+  inspect <- reticulate::import("inspect", convert = FALSE)
+  keyword <- reticulate::import("keyword", convert = TRUE)
+  parameter <- inspect$Parameter
+  formals <- as.list(formals(original))
+  params <- list()
+  for (i in seq_along(formals)) {
+    name <- names(formals)[[i]]
+    if (name == "...") {
+      params <- c(list(parameter("r_dots", parameter$VAR_POSITIONAL)), params)
+      next
+    }
+    name <- gsub("[^A-Za-z0-9_]", "_", name)
+    if (grepl("^[0-9]", name) || keyword$iskeyword(name)) name <- paste0("_", name)
+    required <- identical(formals[[i]], quote(expr = ))
+    params[[length(params) + 1L]] <- if (required) {
+      parameter(name, parameter$KEYWORD_ONLY)
+    } else {
+      parameter(name, parameter$KEYWORD_ONLY, default = NULL)
+    }
+  }
+  callable <- reticulate::r_to_py(wrapped)
+  reticulate::py_set_attr(callable, "__signature__", inspect$Signature(params))
+  callable
+}
+
+is_r_function <- function(value) {
+  is.function(value) && !inherits(value, "python.builtin.object")
 }

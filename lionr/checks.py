@@ -69,8 +69,8 @@ ONLY_ONE = "only_one"  # several of ``related`` given where one may be
 UNKNOWN = "unknown"  # names not accepted; ``related``: the extra names known
 
 
-class Refusal:
-    """The fields of a refusal, shared by lionr's two exception classes.
+class Refusal(Exception):
+    """A refused argument: the base of lionr's two exception classes.
 
     Attributes:
         arguments: the names of the arguments at fault (usually one).

@@ -21,6 +21,9 @@ number is only called while the step is traced; under ``jit`` or
 before any step, and checks its value.
 """
 
+import contextlib
+
+import keras
 from keras import ops
 from keras.optimizers.schedules import LearningRateSchedule
 from keras.saving import deserialize_keras_object
@@ -56,13 +59,25 @@ def first_check(name, value, deferrable=False):
     else:
         return True
     try:
-        result = evaluate()
+        with _eagerly():
+            result = evaluate()
     except Exception:
         if deferrable:
             return False
         raise
     checks.result(name, result, how)
     return True
+
+
+def _eagerly():
+    """A context in which tensors have values: on tensorflow, Keras builds
+    the optimizer while it traces the first train step (when no
+    distribution strategy is set), so step out of the graph there."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.init_scope()
+    return contextlib.nullcontext()
 
 
 def to_config(value):

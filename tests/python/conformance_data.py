@@ -125,11 +125,13 @@ class Recorder:
         self.results[str(case_id)] = {
             "error": str(message), "classes": [str(c) for c in classes]}
 
-    def refused(self, case_id, message, classes):
+    def refused(self, case_id, message, classes, arguments=()):
         classes = [classes] if isinstance(classes, str) else classes
+        arguments = [arguments] if isinstance(arguments, str) else arguments
         self.results[str(case_id)] = {
             "refused": True, "message": str(message),
-            "classes": [str(c) for c in classes]}
+            "classes": [str(c) for c in classes],
+            "arguments": [str(a) for a in arguments]}
 
     def accepted(self, case_id, what):
         self.results[str(case_id)] = {"refused": False, "what": str(what)}
