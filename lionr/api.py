@@ -40,12 +40,19 @@ def optimizer_lion(
     Args:
         learning_rate: number >= 0, a
             ``keras.optimizers.schedules.LearningRateSchedule``, or a callable
-            taking no arguments that returns the rate. Default 0.001.
+            taking no arguments that returns the rate. Default 0.001. A
+            callable that needs arguments is refused; a callable is called,
+            and a schedule evaluated at step 0, when the optimizer is made
+            (or, if that fails, when it is built), and what it gives is
+            checked like a number given here. Plain numbers a callable
+            returns are checked at every step; tensors it returns inside a
+            compiled step are used as they come.
         beta_1: weight of the momentum when forming the update direction, in
             (0, 1]. A number, a constant scalar tensor, a schedule, or a
             callable taking no arguments. Default 0.9.
         beta_2: decay rate of the momentum, in [0, 1]. Same forms as
-            ``beta_1``. Default 0.99.
+            ``beta_1``. Default 0.99. Callables and schedules of both betas
+            are checked as for ``learning_rate``.
         weight_decay: ``None`` or a number >= 0: decoupled weight decay,
             scaled by the current learning rate.
         clipnorm: ``None`` or a number > 0: clip each gradient to this norm.
@@ -62,7 +69,8 @@ def optimizer_lion(
             steps, the weights are replaced by their average. With ``None``
             they are replaced by ``finalize_variable_values()``, which
             ``fit()`` calls after its last epoch.
-        name: non-empty string; prefix of the optimizer's variables.
+        name: non-empty string, the prefix of the optimizer's variables;
+            ``None`` lets Keras name it (``lion``, ``lion_1``, ...).
         loss_scale_factor: ``None`` or a number > 0: the loss is multiplied
             by it and the gradients divided by it (for mixed precision).
         gradient_accumulation_steps: ``None`` or an integer >= 2: apply the
@@ -74,6 +82,13 @@ def optimizer_lion(
 
     Returns:
         A ``lionr.Lion``, a ``keras.optimizers.Optimizer``.
+
+    Raises:
+        lionr.ArgumentError: a value out of range (a ``ValueError``).
+        lionr.ArgumentTypeError: a value of a kind not accepted (a
+            ``TypeError``). Both are ``lionr.checks.Refusal``s, whose fields
+            (``argument``, ``value``, ``accepted``, ``detail``) say what was
+            refused and what is accepted.
     """
     return Lion(
         learning_rate=learning_rate,

@@ -42,7 +42,8 @@ class Lion(keras.optimizers.Optimizer):
         weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema,
         ema_momentum, ema_overwrite_frequency, loss_scale_factor,
         gradient_accumulation_steps, name: as for every Keras optimizer,
-            validated at construction (see ``lionr.optimizer_lion``).
+            validated at construction (see ``lionr.optimizer_lion``);
+            ``name=None`` lets Keras name it.
         momentum_dtype: how the momentum is stored: ``"float32"`` (default),
             ``"bfloat16"`` or ``"int8"`` (block-quantized); see
             ``lionr.state``.

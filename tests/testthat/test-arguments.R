@@ -72,9 +72,14 @@ test_that("NULL, TRUE and FALSE are None, True and False", {
   expect_true(config(optimizer_lion(use_ema = TRUE))$use_ema)
 })
 
-test_that("a string names the optimizer", {
+test_that("a string names the optimizer; NULL lets Keras name it", {
   skip_if_no_python()
   expect_identical(config(optimizer_lion(name = "my_lion"))$name, "my_lion")
+  first <- optimizer_lion(name = NULL)$name
+  second <- optimizer_lion(name = NULL)$name
+  expect_match(first, "^lion(_[0-9]+)?$")
+  expect_match(second, "^lion_[0-9]+$")
+  expect_false(identical(first, second))
 })
 
 test_that("a named argument in ... is forwarded", {
