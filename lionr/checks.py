@@ -90,6 +90,10 @@ class Refusal(Exception):
         self.related = tuple(related)
         super().__init__(self._message())
 
+    def __reduce__(self):  # copies and pickles rebuild it from its fields
+        return type(self), (self.arguments, self.values, self.accepted,
+                            self.detail, self.related)
+
     @property
     def argument(self):
         return self.arguments[0]

@@ -282,3 +282,15 @@ def test_attempt_returns_the_refusal_instead_of_raising():
     assert made is None and isinstance(refusal, lionr.ArgumentError)
     with pytest.raises(ZeroDivisionError):  # other exceptions propagate
         checks.attempt(lambda: 1 / 0)
+
+
+@pytest.mark.backend_free
+def test_refusals_survive_pickling():
+    import pickle
+
+    with pytest.raises(lionr.ArgumentError) as info:
+        lionr.optimizer_lion(beta_2=5.0)
+    again = pickle.loads(pickle.dumps(info.value))
+    assert type(again) is lionr.ArgumentError
+    assert str(again) == str(info.value)
+    assert again.fields() == info.value.fields()
