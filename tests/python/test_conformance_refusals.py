@@ -19,7 +19,6 @@ import pytest
 import keras
 
 import lionr
-
 import rside
 from conftest import BACKEND
 
