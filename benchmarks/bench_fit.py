@@ -42,6 +42,7 @@ def worker(backend, epochs, steps, batch, out_path):
     import numpy as np
 
     import keras
+
     import lionr
 
     assert keras.backend.backend() == backend

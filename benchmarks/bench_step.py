@@ -135,8 +135,9 @@ def _state_bytes(opt, n_params):
 def jax_impls():
     import jax
     import jax.numpy as jnp
-    import keras
     import optax
+
+    import keras
 
     def keras_maker(factory):
         def make(shapes):
@@ -195,8 +196,9 @@ def jax_impls():
 
 
 def tensorflow_impls():
-    import keras
     import tensorflow as tf
+
+    import keras
 
     def keras_maker(factory):
         def make(shapes):
@@ -226,9 +228,10 @@ def tensorflow_impls():
 
 
 def torch_impls():
-    import keras
     import torch
     from lion_pytorch import Lion as TorchLion
+
+    import keras
 
     def keras_maker(factory):
         def make(shapes):
@@ -362,7 +365,6 @@ def chart(records, gbps, path):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
     from matplotlib.ticker import FormatStrFormatter
     from matplotlib.ticker import LogLocator
     from matplotlib.ticker import NullFormatter

@@ -33,6 +33,7 @@ def worker():
     import numpy as np
 
     import keras
+
     import lionr
 
     be = keras.backend.backend()

@@ -25,6 +25,7 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 import numpy as np  # noqa: E402
 
 import keras  # noqa: E402
+
 import lionr  # noqa: E402
 
 MODES = ("float32", "bfloat16", "int8")

@@ -300,6 +300,7 @@ def main(argv=None):
         sys.path.insert(0, str(ROOT))
 
     import keras
+
     import lionr
 
     out_dir = args.output.parent

@@ -40,6 +40,7 @@ def main():
     if a.backend != "tensorflow":
         os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     import keras
+
     import lionr
     import demo
 
@@ -59,10 +60,10 @@ def main():
             args = argparse.Namespace(seed=seed, epochs=a.epochs,
                                       batch_size=a.batch_size, verbose=0)
             if name == "AdamW":
-                make = lambda: keras.optimizers.AdamW(  # noqa: E731
+                make = lambda lr=lr, wd=wd: keras.optimizers.AdamW(  # noqa: E731
                     learning_rate=lr, weight_decay=wd)
             else:
-                make = lambda: lionr.optimizer_lion(  # noqa: E731
+                make = lambda lr=lr, wd=wd: lionr.optimizer_lion(  # noqa: E731
                     learning_rate=lr, weight_decay=wd)
             h, _ = demo.train(keras, make, data, args)
             res.append((h["accuracy"][-1], h["val_accuracy"][-1],

@@ -5,5 +5,5 @@ from lionr.checks import ArgumentError
 from lionr.checks import ArgumentTypeError
 from lionr.lion import Lion
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = ["optimizer_lion", "Lion", "ArgumentError", "ArgumentTypeError"]

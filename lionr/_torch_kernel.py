@@ -38,6 +38,7 @@ ends in its zero-padded last block).
 """
 
 import torch
+
 from keras.src.backend.common.stateless_scope import in_stateless_scope
 from keras.src.backend.common.variables import get_autocast_scope
 

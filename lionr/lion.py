@@ -19,8 +19,8 @@ from keras import ops
 
 from lionr import checks
 from lionr import hyper
-from lionr import state
 from lionr import kernels
+from lionr import state
 
 
 @keras.saving.register_keras_serializable(package="lionr")

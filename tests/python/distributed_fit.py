@@ -12,6 +12,7 @@ import sys
 import numpy as np
 
 import keras
+
 import lionr
 
 LAYOUTS = ("single", "data", "model")

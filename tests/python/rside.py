@@ -211,8 +211,8 @@ def _set_r_dirs():
     them tools::parse_Rd cannot find its system macros). Ask Rscript."""
     if all(os.environ.get(v) for v in _R_DIRS) or not shutil.which("Rscript"):
         return
-    code = "cat(Sys.getenv(c(%s)), sep = '\\n')" % ", ".join(
-        f"'{v}'" for v in _R_DIRS)
+    names = ", ".join(f"'{v}'" for v in _R_DIRS)
+    code = f"cat(Sys.getenv(c({names})), sep = '\\n')"
     done = subprocess.run(["Rscript", "--vanilla", "-e", code],
                           capture_output=True, text=True, timeout=60)
     for var, value in zip(_R_DIRS, done.stdout.splitlines()):
@@ -322,9 +322,9 @@ def reference_text():
 def _reference_section(title, next_title):
     lines = reference_text().splitlines()
     try:
-        start = next(i for i, l in enumerate(lines) if l.strip() == title)
-        end = next(i for i, l in enumerate(lines)
-                   if i > start and l.strip() == next_title)
+        start = next(i for i, line in enumerate(lines) if line.strip() == title)
+        end = next(i for i, line in enumerate(lines)
+                   if i > start and line.strip() == next_title)
     except StopIteration:
         raise AssertionError(
             f"the reference {REFERENCE} has no '{title}' ... '{next_title}' "

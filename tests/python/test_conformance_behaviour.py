@@ -14,9 +14,9 @@ lambda serialize differently) and identical parameters.
 import inspect
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
-from typing import Callable
 
 import pytest
 
@@ -24,7 +24,6 @@ import keras
 from keras import ops
 
 import lionr
-
 import conformance_data as data
 import rside
 from conftest import BACKEND

@@ -13,7 +13,6 @@ import pytest
 import keras
 
 import lionr
-
 import rside
 
 pytestmark = pytest.mark.backend_free
@@ -43,7 +42,7 @@ def docstring_args(function):
     doc = inspect.getdoc(function) or ""
     lines = doc.splitlines()
     try:
-        start = next(i for i, l in enumerate(lines) if l.strip() == "Args:")
+        start = next(i for i, line in enumerate(lines) if line.strip() == "Args:")
     except StopIteration:
         return None
     indent = len(lines[start]) - len(lines[start].lstrip())

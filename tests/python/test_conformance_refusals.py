@@ -25,7 +25,6 @@ import pytest
 import keras
 
 import lionr
-
 import rside
 from conftest import BACKEND
 

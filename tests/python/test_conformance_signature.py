@@ -23,7 +23,6 @@ import pytest
 import keras
 
 import lionr
-
 import rside
 
 pytestmark = pytest.mark.backend_free
@@ -74,8 +73,8 @@ def assert_same_arguments(left_name, left, right_name, right):
 
 @pytest.mark.parametrize(
     "left, right",
-    [pytest.param(l, r, marks=_marks(l, r), id=f"{l} vs {r}")
-     for l, r in PAIRS],
+    [pytest.param(a, b, marks=_marks(a, b), id=f"{a} vs {b}")
+     for a, b in PAIRS],
 )
 def test_signatures_agree(left, right):
     assert_same_arguments(left, SOURCES[left](), right, SOURCES[right]())

@@ -10,8 +10,8 @@ import keras
 from keras import ops
 
 import lionr
-import reference
 from lionr import state
+import reference
 from reference import variables_of
 from tiny import apply_steps
 from tiny import normal
