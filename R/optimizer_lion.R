@@ -276,7 +276,7 @@ with_r_signature <- function(wrapped, original) {
     }
     name <- gsub("[^A-Za-z0-9_]", "_", name)
     if (grepl("^[0-9]", name) || keyword$iskeyword(name)) name <- paste0("_", name)
-    required <- identical(formals[[i]], quote(expr = ))
+    required <- is.name(formals[[i]]) && !nzchar(as.character(formals[[i]]))
     params[[length(params) + 1L]] <- if (required) {
       parameter(name, parameter$KEYWORD_ONLY)
     } else {
