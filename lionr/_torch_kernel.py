@@ -262,7 +262,9 @@ def _supported(optimizer, variables, ps):
         s = slots[index(v)]
         if p.dtype != dtype or not p.is_contiguous():
             return False
-        if isinstance(s, state.Blockwise) and dtype != torch.float32:
+        if isinstance(s, state.Blockwise) and (
+            dtype != torch.float32 or s.grouping.sharded
+        ):
             return False
         if not all(x.value.is_contiguous() for x in _slot_variables(s)):
             return False
