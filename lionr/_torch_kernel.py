@@ -142,23 +142,22 @@ class _Group:
 
 
 def _decode(codes, scales, block, scratch):
-    """``block <- s * (q/127) * |q/127|``, as ``Blockwise.read``."""
+    """``block <- (q * |q|) * (s / 127**2)``, as ``Blockwise.read``."""
     block.copy_(codes)
-    block.mul_(1.0 / 127.0)
     torch.abs(block, out=scratch)
     block.mul_(scratch)
-    block.mul_(scales)
+    block.mul_(scales * (1.0 / state.LEVELS**2))
 
 
 def _encode(block, codes, scales, scratch):
-    """Codes and scales of ``block`` (destroyed), as ``state._quantize``."""
+    """Codes and scales of ``block`` (destroyed), as ``state._quantize``:
+    ``round(sign(m) * sqrt(|m| * k))``, ``k = min(127**2 / s, FLOAT32_MAX)``."""
     torch.abs(block, out=scratch)
     torch.amax(scratch, dim=1, keepdim=True, out=scales)
-    safe = torch.where(scales > 0, scales, 1.0)
-    block.div_(safe)
-    torch.sign(block, out=scratch)
-    block.abs_().sqrt_().mul_(scratch).mul_(127.0).round_()
-    codes.copy_(block)
+    factor = (state.LEVELS**2 / scales).clamp_(max=state.FLOAT32_MAX)
+    scratch.mul_(factor).sqrt_()
+    torch.copysign(scratch, block, out=block)
+    codes.copy_(block.round_())
 
 
 class _Piece:

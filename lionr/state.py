@@ -11,8 +11,11 @@ only the stored copy of the momentum ``m`` changes.
   ``q = round(127 * sign(m) * sqrt(|m| / s))`` as int8, read back as
   ``s * (q / 127) * |q / 127|`` (1 + 4/256 bytes per parameter). The square
   root spends the 8 bits more finely near zero, where the sign of the
-  update is decided. Tensors of fewer than ``MIN_QUANTIZED`` elements keep
-  float32.
+  update is decided. Computed as ``round(sign(m) * sqrt(|m| * k))`` with
+  ``k = min(127**2 / s, FLOAT32_MAX)`` and ``(q * |q|) * (s / 127**2)``:
+  one multiply per value where a division would cost several (a block
+  whose ``s`` is below about 5e-35 gets smaller codes than it should).
+  Tensors of fewer than ``MIN_QUANTIZED`` elements keep float32.
 """
 
 import math
@@ -23,6 +26,8 @@ from lionr import shards
 
 MOMENTUM_DTYPES = ("float32", "bfloat16", "int8")
 BLOCK = 256
+LEVELS = 127  # codes run from -LEVELS to LEVELS
+FLOAT32_MAX = 3.4028234663852886e38
 MIN_QUANTIZED = 4096
 
 
@@ -82,8 +87,8 @@ class Blockwise:
 
     def read(self):
         grouping = self.grouping
-        q = ops.cast(self.codes.value, "float32") * (1.0 / 127.0)
-        m = q * ops.abs(q) * self.scales.value
+        q = ops.cast(self.codes.value, "float32")
+        m = (q * ops.abs(q)) * (self.scales.value * (1.0 / LEVELS**2))
         m = ops.reshape(m, grouping.counts + (-1,))
         if grouping.pad:
             m = m[..., : grouping.local_size]
@@ -118,10 +123,17 @@ class Blockwise:
 def _quantize(blocks):
     """``(codes, scales)`` of float32 ``blocks``, one block per last axis."""
     scale = ops.max(ops.abs(blocks), axis=-1, keepdims=True)
-    safe = ops.where(scale > 0, scale, ops.ones_like(scale))
-    r = blocks / safe
-    codes = ops.round(ops.sign(r) * ops.sqrt(ops.abs(r)) * 127.0)
+    codes = ops.round(
+        ops.sign(blocks) * ops.sqrt(ops.abs(blocks) * _code_factor(scale))
+    )
     return ops.cast(codes, "int8"), scale
+
+
+def _code_factor(scale):
+    """``127**2 / scale``, the factor under the square root of the codes
+    (one multiply per value, no division); at most the largest float32, so
+    that an all-zero block (``scale`` 0) gets codes 0."""
+    return ops.minimum(LEVELS**2 / scale, FLOAT32_MAX)
 
 
 def make_slot(optimizer, variable, momentum_dtype):
