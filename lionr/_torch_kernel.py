@@ -155,9 +155,8 @@ def _encode(block, codes, scales, scratch):
     torch.abs(block, out=scratch)
     torch.amax(scratch, dim=1, keepdim=True, out=scales)
     factor = (state.LEVELS**2 / scales).clamp_(max=state.FLOAT32_MAX)
-    scratch.mul_(factor).sqrt_()
-    torch.copysign(scratch, block, out=block)
-    codes.copy_(block.round_())
+    scratch.mul_(factor).sqrt_().round_()  # rounding commutes with the sign
+    codes.copy_(block.sign_().mul_(scratch))
 
 
 class _Piece:
