@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +75,7 @@ def two_processes(tmp_path_factory):
                     env=_env(4), stdout=out, stderr=err, text=True,
                 )
             )
-        codes = [p.wait(timeout=TIMEOUT) for p in procs]
+        codes = _wait_all(procs, TIMEOUT)
         for f in files:
             f.seek(0)
         texts = [f.read() for f in files]
@@ -87,6 +88,19 @@ def two_processes(tmp_path_factory):
                 p.wait(timeout=30)
         for f in files:
             f.close()
+
+
+def _wait_all(procs, timeout):
+    """Exit codes of ``procs``; stops waiting as soon as one fails (the
+    other would wait for it in a collective) or ``timeout`` s have passed
+    (None for those still running, which the caller kills)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        codes = [p.poll() for p in procs]
+        if None not in codes or any(c not in (None, 0) for c in codes):
+            return codes
+        time.sleep(0.2)
+    return [p.poll() for p in procs]
 
 
 def _weights(run):
