@@ -31,8 +31,9 @@ A momentum stored in bfloat16 is widened into a scratch copy in the
 parameters' dtype for the step and rounded back (to nearest, as a cast
 does) after it. A momentum stored as int8 blocks (float32 parameters only)
 is decoded into the same scratch, a piece at a time, and encoded again
-after the step, with the operations of ``lionr.state.Blockwise`` in the
-same order: pieces start at multiples of ``CHUNK``, itself a multiple of
+after the step, to the bits of ``lionr.state.Blockwise`` (the same
+roundings; only the sign is applied after the rounding, which commutes with
+it): pieces start at multiples of ``CHUNK``, itself a multiple of
 the block size, so a piece holds whole blocks (the tensor's last piece
 ends in its zero-padded last block).
 """
