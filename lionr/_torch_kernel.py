@@ -31,8 +31,9 @@ A momentum stored in bfloat16 is widened into a scratch copy in the
 parameters' dtype for the step and rounded back (to nearest, as a cast
 does) after it. A momentum stored as int8 blocks (float32 parameters only)
 is decoded into the same scratch, a piece at a time, and encoded again
-after the step, with the operations of ``lionr.state.Blockwise`` in the
-same order: pieces start at multiples of ``CHUNK``, itself a multiple of
+after the step, to the bits of ``lionr.state.Blockwise`` (the same
+roundings; only the sign is applied after the rounding, which commutes with
+it): pieces start at multiples of ``CHUNK``, itself a multiple of
 the block size, so a piece holds whole blocks (the tensor's last piece
 ends in its zero-padded last block).
 """
@@ -143,23 +144,21 @@ class _Group:
 
 
 def _decode(codes, scales, block, scratch):
-    """``block <- s * (q/127) * |q/127|``, as ``Blockwise.read``."""
+    """``block <- (q * |q|) * (s / 127**2)``, as ``Blockwise.read``."""
     block.copy_(codes)
-    block.mul_(1.0 / 127.0)
     torch.abs(block, out=scratch)
     block.mul_(scratch)
-    block.mul_(scales)
+    block.mul_(scales * (1.0 / state.LEVELS**2))
 
 
 def _encode(block, codes, scales, scratch):
-    """Codes and scales of ``block`` (destroyed), as ``state._quantize``."""
+    """Codes and scales of ``block`` (destroyed), as ``state._quantize``:
+    ``round(sign(m) * sqrt(|m| * k))``, ``k = min(127**2 / s, FLOAT32_MAX)``."""
     torch.abs(block, out=scratch)
     torch.amax(scratch, dim=1, keepdim=True, out=scales)
-    safe = torch.where(scales > 0, scales, 1.0)
-    block.div_(safe)
-    torch.sign(block, out=scratch)
-    block.abs_().sqrt_().mul_(scratch).mul_(127.0).round_()
-    codes.copy_(block)
+    factor = (state.LEVELS**2 / scales).clamp_(max=state.FLOAT32_MAX)
+    scratch.mul_(factor).sqrt_().round_()  # rounding commutes with the sign
+    codes.copy_(block.sign_().mul_(scratch))
 
 
 class _Piece:
@@ -263,7 +262,9 @@ def _supported(optimizer, variables, ps):
         s = slots[index(v)]
         if p.dtype != dtype or not p.is_contiguous():
             return False
-        if isinstance(s, state.Blockwise) and dtype != torch.float32:
+        if isinstance(s, state.Blockwise) and (
+            dtype != torch.float32 or s.grouping.sharded
+        ):
             return False
         if not all(x.value.is_contiguous() for x in _slot_variables(s)):
             return False

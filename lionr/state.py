@@ -11,37 +11,29 @@ only the stored copy of the momentum ``m`` changes.
   ``q = round(127 * sign(m) * sqrt(|m| / s))`` as int8, read back as
   ``s * (q / 127) * |q / 127|`` (1 + 4/256 bytes per parameter). The square
   root spends the 8 bits more finely near zero, where the sign of the
-  update is decided. Tensors of fewer than ``MIN_QUANTIZED`` elements keep
-  float32.
+  update is decided. Computed as ``round(sign(m) * sqrt(|m| * k))`` with
+  ``k = min(127**2 / s, FLOAT32_MAX)`` and ``(q * |q|) * (s / 127**2)``:
+  one multiply per value where a division would cost several (a block
+  whose ``s`` is below about 5e-35 gets smaller codes than it should).
+  Tensors of fewer than ``MIN_QUANTIZED`` elements keep float32.
 """
 
 import math
 
-import keras
 from keras import ops
+
+from lionr import shards
 
 MOMENTUM_DTYPES = ("float32", "bfloat16", "int8")
 BLOCK = 256
+LEVELS = 127  # codes run from -LEVELS to LEVELS
+FLOAT32_MAX = 3.4028234663852886e38
 MIN_QUANTIZED = 4096
 
 
 def _slot_name(variable, suffix):
     path = getattr(variable, "path", None) or str(variable.name)
     return f"{path.replace('/', '_').replace(':', '_')}_{suffix}"
-
-
-def _replicated(rank):
-    """A replicated layout under an active ``keras.distribution``, else None.
-
-    Blocks do not line up with a parameter's shards, so int8 state is kept
-    whole on every device.
-    """
-    distribution = keras.distribution.distribution()
-    if distribution is None:
-        return None
-    return keras.distribution.TensorLayout(
-        [None] * rank, distribution.device_mesh
-    )
 
 
 class Plain:
@@ -66,59 +58,82 @@ class Plain:
 
 
 class Blockwise:
-    """Momentum stored as int8 blocks with one float32 scale per block."""
+    """Momentum stored as int8 blocks with one float32 scale per block.
+
+    Under a ``keras.distribution`` the blocks follow the parameter's shards
+    (see ``lionr.shards``); otherwise they are ``BLOCK`` consecutive values
+    of the flattened tensor.
+    """
 
     def __init__(self, optimizer, variable):
         self.shape = tuple(variable.shape)
-        self.size = math.prod(self.shape)
         self.compute_dtype = variable.dtype
-        blocks = -(-self.size // BLOCK)
-        self.pad = blocks * BLOCK - self.size
+        self.grouping = shards.ShardedBlocks(
+            self.shape, getattr(variable, "_layout", None), BLOCK
+        )
+        layout = self.grouping.layout()
         self.codes = optimizer.add_variable(
-            shape=(blocks, BLOCK),
+            shape=self.grouping.stored_shape(BLOCK),
             dtype="int8",
             name=_slot_name(variable, "momentum_int8"),
-            layout=_replicated(2),
+            layout=layout,
         )
         self.scales = optimizer.add_variable(
-            shape=(blocks, 1),
+            shape=self.grouping.stored_shape(1),
             dtype="float32",
             name=_slot_name(variable, "momentum_scale"),
-            layout=_replicated(2),
+            layout=layout,
         )
 
     def read(self):
-        q = ops.cast(self.codes.value, "float32") * (1.0 / 127.0)
-        m = q * ops.abs(q) * self.scales.value
-        m = ops.reshape(m, (-1,))
-        if self.pad:
-            m = m[: self.size]
-        return ops.cast(ops.reshape(m, self.shape), self.compute_dtype)
+        grouping = self.grouping
+        q = ops.cast(self.codes.value, "float32")
+        m = (q * ops.abs(q)) * (self.scales.value * (1.0 / LEVELS**2))
+        m = ops.reshape(m, grouping.counts + (-1,))
+        if grouping.pad:
+            m = m[..., : grouping.local_size]
+        return ops.cast(grouping.ungroup(m), self.compute_dtype)
 
     def write(self, optimizer, m):
         # Whole blocks are reshaped in place and only the last, partial
         # block is padded: padding the whole tensor would make XLA keep two
-        # float32 copies of the new momentum. (MIN_QUANTIZED >= BLOCK, so
-        # there is at least one whole block.)
-        m = ops.reshape(ops.cast(m, "float32"), (-1,))
-        whole = self.size - self.size % BLOCK
-        codes, scales = _quantize(ops.reshape(m[:whole], (-1, BLOCK)))
-        if self.pad:
-            last = ops.reshape(ops.pad(m[whole:], [(0, self.pad)]), (1, BLOCK))
-            last_codes, last_scale = _quantize(last)
-            codes = ops.concatenate([codes, last_codes], axis=0)
-            scales = ops.concatenate([scales, last_scale], axis=0)
+        # float32 copies of the new momentum.
+        grouping = self.grouping
+        lead = grouping.counts
+        m = grouping.group(ops.cast(m, "float32"))
+        whole = grouping.local_size - grouping.local_size % BLOCK
+        parts = []
+        if whole:
+            parts.append(
+                _quantize(ops.reshape(m[..., :whole], lead + (-1, BLOCK)))
+            )
+        if grouping.pad:
+            widths = [(0, 0)] * len(lead) + [(0, grouping.pad)]
+            last = ops.pad(m[..., whole:], widths)
+            parts.append(_quantize(ops.reshape(last, lead + (1, BLOCK))))
+        if len(parts) == 1:
+            codes, scales = parts[0]
+        else:
+            codes = ops.concatenate([p[0] for p in parts], axis=-2)
+            scales = ops.concatenate([p[1] for p in parts], axis=-2)
         optimizer.assign(self.codes, codes)
         optimizer.assign(self.scales, scales)
 
 
 def _quantize(blocks):
-    """``(codes, scales)`` of float32 ``blocks``, one block per row."""
-    scale = ops.max(ops.abs(blocks), axis=1, keepdims=True)
-    safe = ops.where(scale > 0, scale, ops.ones_like(scale))
-    r = blocks / safe
-    codes = ops.round(ops.sign(r) * ops.sqrt(ops.abs(r)) * 127.0)
+    """``(codes, scales)`` of float32 ``blocks``, one block per last axis."""
+    scale = ops.max(ops.abs(blocks), axis=-1, keepdims=True)
+    codes = ops.round(
+        ops.sign(blocks) * ops.sqrt(ops.abs(blocks) * _code_factor(scale))
+    )
     return ops.cast(codes, "int8"), scale
+
+
+def _code_factor(scale):
+    """``127**2 / scale``, the factor under the square root of the codes
+    (one multiply per value, no division); at most the largest float32, so
+    that an all-zero block (``scale`` 0) gets codes 0."""
+    return ops.minimum(LEVELS**2 / scale, FLOAT32_MAX)
 
 
 def make_slot(optimizer, variable, momentum_dtype):

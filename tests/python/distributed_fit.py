@@ -1,32 +1,54 @@
 """Fit a small model with lionr under keras.distribution and report.
 
-Run as a script (jax backend, ``XLA_FLAGS=--xla_force_host_platform_device_count=8``)
-by ``test_distribution.py``; prints one JSON object: for each layout
-("single", "data", "model") and momentum dtype, the final weights and, for
-every optimizer variable, its sharding spec next to its parameter's.
+Run as a script on jax with 8 CPU devices in all: one process with
+``XLA_FLAGS=--xla_force_host_platform_device_count=8``, or (``--processes
+2 --process-id I --port P``) one of two processes with 4 devices each,
+joined over loopback with gloo collectives. Used by ``test_distribution.py``
+and ``test_multiprocess.py``. Process 0 prints one JSON object: for each
+layout ("single" in one process only, "data", "model") and momentum dtype,
+the final weights, every optimizer variable's sharding spec next to its
+parameter's and the bytes each holds on one device; and under "blocks",
+an int8 momentum written through a parameter sharded along its last axis,
+with the codes and scales every device keeps.
 """
 
+import argparse
 import json
-import sys
+import os
 
 import numpy as np
-
-import keras
-
-import lionr
 
 LAYOUTS = ("single", "data", "model")
 DTYPES = ("float32", "bfloat16", "int8")
 
 
+def connect(args):
+    """Join the processes before Keras builds anything (one process: no-op)."""
+    if args.processes == 1:
+        return
+    import jax
+
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(
+        coordinator_address=f"127.0.0.1:{args.port}",
+        num_processes=args.processes,
+        process_id=args.process_id,
+        initialization_timeout=60,
+    )
+
+
 def data():
+    import tensorflow as tf
+
     rng = np.random.default_rng(0)
     x = rng.normal(size=(128, 64)).astype("float32")
     y = rng.normal(size=(128, 8)).astype("float32")
-    return x, y
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
 
 
 def distribution(layout):
+    import keras
+
     if layout == "single":
         return None
     devices = keras.distribution.list_devices("cpu")
@@ -34,7 +56,9 @@ def distribution(layout):
         return keras.distribution.DataParallel(devices=devices)
     mesh = keras.distribution.DeviceMesh((2, 4), ["batch", "model"], devices)
     layout_map = keras.distribution.LayoutMap(mesh)
-    layout_map[".*d1/kernel"] = (None, "model")
+    # d1's kernel is cut along its first axis into shards of whole blocks:
+    # its int8 blocks are those of one device (see lionr.shards).
+    layout_map[".*d1/kernel"] = ("model", None)
     layout_map[".*d1/bias"] = ("model",)
     layout_map[".*d2/kernel"] = ("model", None)
     return keras.distribution.ModelParallel(
@@ -47,7 +71,30 @@ def spec(variable):
     return str(getattr(sharding, "spec", None))
 
 
+def device_bytes(variable):
+    """Bytes of ``variable`` held on one device (the first one here)."""
+    return int(variable.value.addressable_shards[0].data.nbytes)
+
+
+def gather(value):
+    """The whole array, from every process."""
+    from jax.experimental import multihost_utils
+
+    if getattr(value, "is_fully_addressable", True):
+        return np.asarray(value)
+    return np.asarray(multihost_utils.process_allgather(value, tiled=True))
+
+
+def slot_variables(slot):
+    stores = [getattr(slot, n, None) for n in ("slot", "codes", "scales")]
+    return [s for s in stores if s is not None]
+
+
 def run(layout, momentum_dtype):
+    import keras
+
+    import lionr
+
     keras.distribution.set_distribution(distribution(layout))
     keras.utils.set_random_seed(0)
     model = keras.Sequential(
@@ -61,23 +108,89 @@ def run(layout, momentum_dtype):
         learning_rate=1e-2, weight_decay=0.1, momentum_dtype=momentum_dtype
     )
     model.compile(optimizer=optimizer, loss="mse")
-    x, y = data()
-    model.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0)
-    params = {v.path: spec(v) for v in model.trainable_variables}
-    slots = {}
-    for variable, slot in zip(model.trainable_variables, optimizer._slots):
-        stores = [getattr(slot, "slot", None), getattr(slot, "codes", None)]
-        slots[variable.path] = [spec(s) for s in stores if s is not None]
-    keras.distribution.set_distribution(None)
-    return {
+    model.fit(data(), epochs=2, shuffle=False, verbose=0)
+    variables = model.trainable_variables
+    name = {id(v): v.path.split("/", 1)[1] for v in variables}  # "d1/kernel"
+    out = {
         "devices": len(keras.distribution.list_devices("cpu")),
-        "weights": [np.asarray(w).tolist() for w in model.get_weights()],
-        "param_specs": params,
-        "slot_specs": slots,
+        "weights": [gather(v.value).tolist() for v in variables],
+        "param_specs": {name[id(v)]: spec(v) for v in variables},
+        "param_bytes": {name[id(v)]: device_bytes(v) for v in variables},
+        "slot_specs": {},
+        "slot_bytes": {},
     }
+    for variable, slot in zip(variables, optimizer._slots):
+        stores = slot_variables(slot)
+        out["slot_specs"][name[id(variable)]] = [spec(s) for s in stores]
+        out["slot_bytes"][name[id(variable)]] = sum(map(device_bytes, stores))
+    keras.distribution.set_distribution(None)
+    return out
+
+
+def blocks():
+    """An int8 momentum of a (64, 512) parameter sharded (None, "model")
+    over a (2, 4) mesh: 64 x 128 values per device, 32 blocks of a device's
+    rows, none of them blocks of the whole tensor."""
+    import keras
+
+    import lionr
+    from lionr import state
+
+    mesh = keras.distribution.DeviceMesh(
+        (2, 4), ["batch", "model"], keras.distribution.list_devices("cpu")
+    )
+    layout_map = keras.distribution.LayoutMap(mesh)
+    layout_map[".*wide/kernel"] = (None, "model")
+    keras.distribution.set_distribution(
+        keras.distribution.ModelParallel(
+            layout_map=layout_map, batch_dim_name="batch"
+        )
+    )
+    model = keras.Sequential(
+        [keras.Input((64,)), keras.layers.Dense(512, name="wide", use_bias=False)]
+    )
+    optimizer = lionr.optimizer_lion(momentum_dtype="int8")
+    optimizer.build(model.trainable_variables)
+    slot = optimizer._slots[0]
+    m = np.random.default_rng(1).normal(size=(64, 512)).astype("float32")
+    m[:, :128] *= 1e-3  # the first shard's scales differ from the others'
+    value = keras.ops.convert_to_tensor(m)
+    value = keras.distribution.distribute_tensor(value, model.layers[0].kernel._layout)
+    slot.write(optimizer, value)
+    read = slot.read()
+    out = {
+        "m": m.tolist(),
+        "codes": gather(slot.codes.value).tolist(),
+        "scales": gather(slot.scales.value).tolist(),
+        "read": gather(read).tolist(),
+        "codes_spec": spec(slot.codes),
+        "bytes": device_bytes(slot.codes) + device_bytes(slot.scales),
+        "block": state.BLOCK,
+    }
+    keras.distribution.set_distribution(None)
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("dtypes", nargs="*", default=DTYPES)
+    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--process-id", type=int, default=0)
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    connect(args)
+    layouts = LAYOUTS if args.processes == 1 else LAYOUTS[1:]
+    out = {f"{lay}/{d}": run(lay, d) for d in args.dtypes for lay in layouts}
+    out["blocks"] = blocks()
+    out["processes"] = args.processes
+    if args.process_id == 0:
+        print(json.dumps(out))
+    if args.processes > 1:
+        import jax
+
+        jax.distributed.shutdown()
 
 
 if __name__ == "__main__":
-    dtypes = sys.argv[1:] or DTYPES
-    out = {f"{layout}/{d}": run(layout, d) for d in dtypes for layout in LAYOUTS}
-    print(json.dumps(out))
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    main()

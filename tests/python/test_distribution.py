@@ -1,13 +1,16 @@
-"""lionr under keras.distribution (jax) on 8 simulated CPU devices.
+"""lionr under keras.distribution (jax) on 8 simulated CPU devices: in one
+process, and in two processes of 4 devices joined over loopback.
 
-The fits run in a subprocess (``distributed_fit.py``) because the device
+The fits run in subprocesses (``distributed_fit.py``) because the device
 count must be fixed before jax starts.
 """
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,43 +26,186 @@ SCRIPT = Path(__file__).with_name("distributed_fit.py")
 # Sharded matmuls may sum in another order; a float32 rounding difference in
 # a gradient can move a weight by at most a few ulp through the Lion step.
 ATOL = 1e-6
+TIMEOUT = 300  # seconds for any one subprocess, on a loaded machine
+DTYPES = ("float32", "bfloat16", "int8")
+
+
+def _env(devices):
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    return env
+
+
+def _report(stdout):
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
 def runs():
-    env = dict(os.environ, KERAS_BACKEND="jax")
-    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
     done = subprocess.run(
         [sys.executable, str(SCRIPT)],
-        env=env, capture_output=True, text=True, timeout=600,
+        env=_env(8), capture_output=True, text=True, timeout=TIMEOUT,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return _report(done.stdout)
 
 
-@pytest.mark.parametrize("momentum_dtype", ["float32", "bfloat16", "int8"])
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory):
+    """The same report from 2 processes x 4 CPU devices (gloo over
+    loopback); both are killed if either fails or the time runs out."""
+    port = _free_port()
+    logs = tmp_path_factory.mktemp("processes")
+    procs, files = [], []
+    try:
+        for i in range(2):
+            out = open(logs / f"out{i}", "w+")
+            err = open(logs / f"err{i}", "w+")
+            files += [out, err]
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, str(SCRIPT), "--processes", "2",
+                     "--process-id", str(i), "--port", str(port)],
+                    env=_env(4), stdout=out, stderr=err, text=True,
+                )
+            )
+        codes = _wait_all(procs, TIMEOUT)
+        for f in files:
+            f.seek(0)
+        texts = [f.read() for f in files]
+        assert codes == [0, 0], texts[1][-3000:] + texts[3][-3000:]
+        return _report(texts[0])
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=30)
+        for f in files:
+            f.close()
+
+
+def _wait_all(procs, timeout):
+    """Exit codes of ``procs``; stops waiting as soon as one fails (the
+    other would wait for it in a collective) or ``timeout`` s have passed
+    (None for those still running, which the caller kills)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        codes = [p.poll() for p in procs]
+        if None not in codes or any(c not in (None, 0) for c in codes):
+            return codes
+        time.sleep(0.2)
+    return [p.poll() for p in procs]
+
+
+def _weights(run):
+    return [np.array(w) for w in run["weights"]]
+
+
+@pytest.mark.parametrize("momentum_dtype", DTYPES)
 @pytest.mark.parametrize("layout", ["data", "model"])
 def test_same_weights_as_one_device(runs, layout, momentum_dtype):
     one = runs[f"single/{momentum_dtype}"]
     many = runs[f"{layout}/{momentum_dtype}"]
     assert many["devices"] == 8
-    for a, b in zip(one["weights"], many["weights"]):
-        np.testing.assert_allclose(np.array(b), np.array(a), rtol=0, atol=ATOL)
+    for a, b in zip(_weights(one), _weights(many)):
+        np.testing.assert_allclose(b, a, rtol=0, atol=ATOL)
 
 
-@pytest.mark.parametrize("momentum_dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("momentum_dtype", DTYPES)
 @pytest.mark.parametrize("layout", ["data", "model"])
 def test_momentum_follows_parameter_sharding(runs, layout, momentum_dtype):
+    """Every momentum store is sharded over "model" exactly where its
+    parameter is; float32/bfloat16 stores have the parameter's very spec."""
     run = runs[f"{layout}/{momentum_dtype}"]
-    for path, spec in run["param_specs"].items():
-        assert run["slot_specs"][path] == [spec], path
-    if layout == "model":
-        sharded = [s for s in run["param_specs"].values() if "model" in s]
-        assert len(sharded) == 3
+    for name, spec in run["param_specs"].items():
+        stores = run["slot_specs"][name]
+        if momentum_dtype != "int8" or len(stores) == 1:
+            assert stores == [spec], name
+        else:  # int8 codes and scales: one leading axis per sharded axis
+            assert all(("model" in s) == ("model" in spec) for s in stores)
+    sharded = [s for s in run["param_specs"].values() if "model" in s]
+    assert len(sharded) == (3 if layout == "model" else 0)
 
 
-def test_int8_blocks_are_replicated(runs):
-    run = runs["model/int8"]
-    kernel = next(p for p in run["param_specs"] if p.endswith("d1/kernel"))
-    assert "model" in run["param_specs"][kernel]
-    assert run["slot_specs"][kernel] == ["P(None, None)"]
+def _expected_state_bytes(param_bytes, momentum_dtype, quantized):
+    values = param_bytes // 4  # float32 parameters
+    if momentum_dtype == "bfloat16":
+        return 2 * values
+    if momentum_dtype == "int8" and quantized:
+        return -(-values // 256) * (256 + 4)  # int8 codes + float32 scale
+    return 4 * values
+
+
+@pytest.mark.parametrize("momentum_dtype", DTYPES)
+@pytest.mark.parametrize("layout", ["single", "data", "model"])
+def test_state_bytes_per_device(runs, layout, momentum_dtype):
+    """Each device holds its own shard's state: 4, 2 or 1 + 4/256 bytes per
+    parameter value it holds (d1's kernel is the one quantized tensor)."""
+    run = runs[f"{layout}/{momentum_dtype}"]
+    for name, held in run["param_bytes"].items():
+        expected = _expected_state_bytes(
+            held, momentum_dtype, name == "d1/kernel"
+        )
+        assert run["slot_bytes"][name] == expected, name
+    if layout == "model" and momentum_dtype == "int8":
+        # 64 x 128 kernel over 4 "model" shards: 1.016 / 4 B per parameter.
+        assert run["slot_bytes"]["d1/kernel"] <= 1.1 / 4 * 64 * 128
+
+
+def _quantize(blocks):
+    """Codes and scales of float32 rows of 256, as lionr.state documents."""
+    scales = np.abs(blocks).max(axis=-1, keepdims=True)
+    with np.errstate(divide="ignore"):
+        k = np.minimum(np.float32(127**2) / scales, np.finfo("float32").max)
+    codes = np.round(np.sign(blocks) * np.sqrt(np.abs(blocks) * k))
+    return codes.astype("int8"), scales
+
+
+def test_int8_blocks_of_a_last_axis_shard_are_its_devices_own(runs):
+    """A (64, 512) momentum sharded (None, "model") over 4: each device
+    quantizes its own 64 x 128 values, flattened, in blocks of 256, and
+    holds 32 blocks; reading back gives the dequantized values in place."""
+    run = runs["blocks"]
+    m = np.array(run["m"], "float32")
+    codes, scales = np.array(run["codes"]), np.array(run["scales"], "float32")
+    assert codes.shape == (4, 32, 256) and "model" in run["codes_spec"]
+    assert run["bytes"] == 32 * (256 + 4)
+    read = np.empty_like(m)
+    for j in range(4):
+        local = m[:, 128 * j : 128 * (j + 1)].reshape(32, 256)
+        want_codes, want_scales = _quantize(local)
+        np.testing.assert_array_equal(codes[j], want_codes)
+        np.testing.assert_array_equal(scales[j], want_scales)
+        q = want_codes.astype("float32")
+        decoded = (q * np.abs(q)) * (want_scales * np.float32(1 / 127**2))
+        read[:, 128 * j : 128 * (j + 1)] = decoded.reshape(64, 128)
+    np.testing.assert_allclose(np.array(run["read"]), read, rtol=1e-6, atol=0)
+    # These are not the blocks of the whole flattened tensor.
+    whole, _ = _quantize(m.reshape(-1, 256))
+    assert not np.array_equal(codes.reshape(-1, 256), whole)
+
+
+@pytest.mark.parametrize("momentum_dtype", DTYPES)
+@pytest.mark.parametrize("layout", ["data", "model"])
+def test_two_processes_train_as_one(runs, two_processes, layout, momentum_dtype):
+    """2 processes x 4 devices: the weights of 1 process x 8 devices, and
+    the same state on each device."""
+    key = f"{layout}/{momentum_dtype}"
+    one, two = runs[key], two_processes[key]
+    assert two["devices"] == 8 and two_processes["processes"] == 2
+    for a, b in zip(_weights(one), _weights(two)):
+        np.testing.assert_allclose(b, a, rtol=0, atol=ATOL)
+    assert two["slot_specs"] == one["slot_specs"]
+    assert two["slot_bytes"] == one["slot_bytes"]
+
+
+def test_two_processes_keep_the_same_int8_blocks(runs, two_processes):
+    one, two = runs["blocks"], two_processes["blocks"]
+    assert two["codes"] == one["codes"] and two["scales"] == one["scales"]
+    assert two["bytes"] == one["bytes"]
