@@ -16,6 +16,7 @@ then the sign step above, then EMA. Since ``sign(c)`` does not depend on
 
 import keras
 from keras import ops
+from keras.optimizers.schedules import LearningRateSchedule
 
 from lionr import checks
 from lionr import hyper
@@ -173,9 +174,14 @@ class Lion(keras.optimizers.Optimizer):
 
     def get_config(self):
         config = super().get_config()
+        rate = self._learning_rate
+        if callable(rate) and not isinstance(
+            rate, (LearningRateSchedule, keras.Variable)
+        ):
+            config["learning_rate"] = hyper.to_config(rate, "learning_rate")
         config.update(
-            beta_1=hyper.to_config(self.beta_1),
-            beta_2=hyper.to_config(self.beta_2),
+            beta_1=hyper.to_config(self.beta_1, "beta_1"),
+            beta_2=hyper.to_config(self.beta_2, "beta_2"),
             momentum_dtype=self.momentum_dtype,
         )
         return config
