@@ -199,6 +199,7 @@ FROZEN = {
     "closure learning_rate": (
         "learning_rate", lambda: closure_returning(0.02), 0.02
     ),
+    "callable object learning_rate": ("learning_rate", CallableRate, 0.9),
 }
 
 
