@@ -6,10 +6,17 @@
 #' `python/` of the installed package); the R function hands its arguments
 #' to it through reticulate and returns the Python optimizer.
 #'
-#' Python starts only when [optimizer_lion()] is first called, never when
-#' the package is loaded. It needs Python (>= 3.10) with keras (>= 3) and a
-#' Keras backend (jax, tensorflow or torch); [install_lionr()] makes such
-#' an environment.
+#' Loading the package never starts Python. Python starts when
+#' [optimizer_lion()] is first called, or when something else starts it
+#' (keras3, reticulate). Whoever imports keras into Python, lionr's Python
+#' module is imported right after it, so that a model saved with lionr's
+#' optimizer loads (`keras3::load_model()`, `keras$models$load_model()`) in
+#' any R session where lionr is loaded. lionr needs Python (>= 3.10) with
+#' keras (>= 3) and a Keras backend (jax, tensorflow or torch). With
+#' reticulate >= 1.41 it declares keras and numpy through
+#' `reticulate::py_require()` when it loads (the backend is left to the user
+#' or to keras3); with older reticulate, [install_lionr()] makes such an
+#' environment.
 #'
 #' Every refusal of an argument is signalled as an R condition of class
 #' `lionr_error` (also `error` and `condition`) whose message names the
@@ -20,3 +27,43 @@
 
 # The Python module, once imported (see python_module()).
 .state <- new.env(parent = emptyenv())
+
+.onLoad <- function(libname, pkgname) {
+  declare_python_needs()
+  import_with_keras()
+}
+
+# reticulate >= 1.41 resolves a package's Python needs from py_require()
+# calls made when it loads (keras3 declares its own and a backend). Fetched
+# through the namespace so that older reticulate, which lacks it, is fine.
+declare_python_needs <- function() {
+  if (numeric_version(getNamespaceVersion("reticulate")) < "1.41") {
+    return(invisible())
+  }
+  py_require <- get("py_require", envir = asNamespace("reticulate"))
+  py_require(c("keras>=3", "numpy"))
+  invisible()
+}
+
+# A saved model names lionr's optimizer "lionr>Lion", which Keras finds only
+# once lionr's Python module has been imported. reticulate runs the R hooks
+# named "reticulate::<module>::load" right after Python imports <module>, so
+# lionr's module follows keras into Python, whoever imports keras (keras3,
+# reticulate::import("keras"), lionr itself), and loading lionr never starts
+# Python. Where keras is already in Python, the module is imported now.
+import_with_keras <- function() {
+  if (reticulate::py_available(initialize = FALSE) &&
+      isTRUE(reticulate::py_eval("'keras' in __import__('sys').modules"))) {
+    import_quietly()
+  } else {
+    setHook("reticulate::keras::load", import_quietly)
+  }
+  invisible()
+}
+
+# A failure here is not the user's concern yet: optimizer_lion() and
+# lionr_available() report it when they are called.
+import_quietly <- function() {
+  tryCatch(python_module(), error = function(e) NULL)
+  invisible()
+}

@@ -53,6 +53,22 @@
 #' and its value then holds until the step is compiled again; a schedule
 #' from `keras$optimizers$schedules` changes at every step.
 #'
+#' @section Saving:
+#' A model compiled with this optimizer saves and loads back
+#' (`save_model()` and `load_model()` in keras3; `model$save()` and
+#' `keras$models$load_model()` through reticulate) in any R session where
+#' lionr is loaded: lionr's Python module, which tells Keras what `"Lion"`
+#' is, is imported as soon as keras is.
+#'
+#' An R function cannot be saved in a form that loads back. When the
+#' optimizer holds one as `learning_rate`, `beta_1` or `beta_2`, the saved
+#' model holds in its place the value the function returns at save time
+#' (as a constant Python callable, `lionr.hyper.Constant`), and saving says
+#' so in a warning naming the argument (Python's
+#' `lionr.FrozenHyperparameterWarning`, printed on the console). The model
+#' loads in a new session and trains on with that value. To save a value
+#' that changes, use a schedule from `keras$optimizers$schedules`.
+#'
 #' @param learning_rate The learning rate: a number >= 0, a Keras
 #'   `LearningRateSchedule`, or a function taking no arguments that returns
 #'   the rate. Default `0.001`.
@@ -197,7 +213,9 @@ optimizer_lion <- function(
   lionr <- python_module()
   for (arg in names(args)) {
     if (is_r_function(given[[arg]])) {
-      args[[arg]] <- with_r_signature(args[[arg]], given[[arg]])
+      args[[arg]] <- python_function_from_r(
+        with_r_signature(args[[arg]], given[[arg]])
+      )
     }
   }
   call_python(lionr$optimizer_lion, args, call = call, given = given)

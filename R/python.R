@@ -122,6 +122,15 @@ python_module <- function() {
   module
 }
 
+# An R function (as wrapped by python_callable()) as a Python function that
+# carries the mark `lionr_r_function`, so that Python can name it as an R
+# function when saving replaces it by its value (lionr/hyper.py).
+python_function_from_r <- function(fun) {
+  converted <- reticulate::r_to_py(fun)
+  reticulate::py_set_attr(converted, "lionr_r_function", TRUE)
+  converted
+}
+
 #' Is lionr ready to use?
 #'
 #' Tells whether [optimizer_lion()] can work in this R session: a Python

@@ -3,7 +3,14 @@
 from lionr.api import optimizer_lion
 from lionr.checks import ArgumentError
 from lionr.checks import ArgumentTypeError
+from lionr.hyper import FrozenHyperparameterWarning
 from lionr.lion import Lion
 
 __version__ = "0.2.0"
-__all__ = ["optimizer_lion", "Lion", "ArgumentError", "ArgumentTypeError"]
+__all__ = [
+    "optimizer_lion",
+    "Lion",
+    "ArgumentError",
+    "ArgumentTypeError",
+    "FrozenHyperparameterWarning",
+]

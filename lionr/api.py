@@ -89,6 +89,17 @@ def optimizer_lion(
             ``TypeError``). Both are ``lionr.checks.Refusal``s, whose fields
             (``argument``, ``value``, ``accepted``, ``detail``) say what was
             refused and what is accepted.
+
+    Saving:
+        ``model.save()`` keeps the optimizer and its state; ``import lionr``
+        before ``keras.saving.load_model()`` so that Keras knows ``Lion``.
+        A callable ``learning_rate``, ``beta_1`` or ``beta_2`` that Keras
+        cannot rebuild when loading (a local function or closure, an R
+        function, a callable object without a config) is saved as the value
+        it returns at save time (``lionr.hyper.Constant``), with a
+        ``lionr.FrozenHyperparameterWarning`` naming the argument. Schedules,
+        tensors and registered functions are saved as they are; a lambda is
+        saved as bytecode and loads with ``safe_mode=False``.
     """
     return Lion(
         learning_rate=learning_rate,

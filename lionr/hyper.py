@@ -19,9 +19,21 @@ number is only called while the step is traced; under ``jit`` or
 
 ``first_check`` evaluates a schedule (at step 0) or a callable once, eagerly,
 before any step, and checks its value.
+
+Saving (``to_config``) keeps what Keras can rebuild when the model loads:
+floats, tensors, schedules, registered functions and functions found by
+module and name; lambdas are kept as bytecode (load with
+``safe_mode=False``). Any other callable (a local function or closure, an R
+function passed by reticulate, a callable object without a config) cannot
+be rebuilt in another process, so the saved model holds ``Constant(v)``
+instead, a callable returning ``v``, the float it returned at save time
+(a callable still, so that the optimizer keeps the same variables), and a
+``FrozenHyperparameterWarning`` names the argument.
 """
 
 import contextlib
+import types
+import warnings
 
 import keras
 from keras import ops
@@ -32,6 +44,36 @@ from keras.saving import serialize_keras_object
 from lionr import checks
 
 NAMES = tuple(checks.VALUE_RANGES)  # the hyperparameters resolved here
+
+
+class FrozenHyperparameterWarning(UserWarning):
+    """A callable hyperparameter was saved as its current value."""
+
+
+# Shown at every save, not only the first time from a given line.
+warnings.simplefilter("always", FrozenHyperparameterWarning)
+
+
+@keras.saving.register_keras_serializable(package="lionr")
+class Constant:
+    """A callable taking no arguments that returns ``value`` (a float): what
+    a callable that cannot be saved becomes in a saved model."""
+
+    def __init__(self, value):
+        self.value = float(value)
+
+    def __call__(self):
+        return self.value
+
+    def __repr__(self):
+        return f"Constant({self.value!r})"
+
+    def get_config(self):
+        return {"value": self.value}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
 
 
 def resolve(value, iterations, name=None):
@@ -80,11 +122,69 @@ def _eagerly():
     return contextlib.nullcontext()
 
 
-def to_config(value):
-    """A JSON-ready form of ``value``; floats stay plain numbers."""
+def to_config(value, name):
+    """A JSON-ready form of hyperparameter ``name`` that loads back.
+
+    Floats stay plain numbers. A callable that Keras cannot rebuild (see the
+    module docstring) is replaced by ``Constant(value())``, with a warning.
+    """
     if isinstance(value, float):
         return value
+    if callable(value) and not isinstance(value, LearningRateSchedule):
+        if not loads_back(value):
+            value = frozen(value, name)
     return serialize_keras_object(value)
+
+
+def loads_back(fn):
+    """Whether Keras can rebuild callable ``fn`` from its config.
+
+    Lambdas count as loading back (as bytecode, with ``safe_mode=False``).
+    A function must come back as itself; a callable object, as any object
+    its config rebuilds.
+    """
+    if isinstance(fn, types.FunctionType) and fn.__name__ == "<lambda>":
+        return True
+    try:
+        back = deserialize_keras_object(serialize_keras_object(fn))
+    except Exception:  # Keras raises TypeError, ValueError, ImportError...
+        return False
+    if isinstance(fn, types.FunctionType):
+        return back is fn
+    return callable(back)
+
+
+def frozen(fn, name):
+    """``Constant(fn())``, saved in place of callable ``fn``, with a warning."""
+    try:
+        value = float(ops.convert_to_numpy(fn()))
+    except Exception as error:
+        raise ValueError(
+            f"`{name}` holds {described(fn)}, which cannot be saved so that "
+            "it loads back, and calling it to save its value instead failed "
+            f"({type(error).__name__}: {error})."
+        ) from error
+    warnings.warn(
+        f"`{name}` holds {described(fn)}, which cannot be saved so that it "
+        f"loads back; the saved model holds {value!r}, the value it returns "
+        f"now, in its place (as lionr's Constant({value!r})). To save a value "
+        "that changes, use a "
+        "keras.optimizers.schedules.LearningRateSchedule or a function "
+        "registered with keras.saving.register_keras_serializable().",
+        FrozenHyperparameterWarning,
+        stacklevel=2,
+    )
+    return Constant(value)
+
+
+def described(fn):
+    """How a warning names callable ``fn``."""
+    if getattr(fn, "lionr_r_function", False):
+        return "an R function"
+    qualname = getattr(fn, "__qualname__", None)
+    if isinstance(fn, types.FunctionType) and qualname:
+        return f"the function {qualname}"
+    return f"a callable {type(fn).__name__} object"
 
 
 def from_config(value, custom_objects=None):

@@ -16,6 +16,7 @@ then the sign step above, then EMA. Since ``sign(c)`` does not depend on
 
 import keras
 from keras import ops
+from keras.optimizers.schedules import LearningRateSchedule
 
 from lionr import checks
 from lionr import hyper
@@ -188,10 +189,24 @@ class Lion(keras.optimizers.Optimizer):
         slot.write(self, kernels.after_parameter(m_new, variable))
 
     def get_config(self):
-        config = super().get_config()
+        rate = self._learning_rate
+        if callable(rate) and not isinstance(
+            rate, (LearningRateSchedule, keras.Variable)
+        ):
+            # Keras would serialize the callable as it is (or fail to, for
+            # an object without a config); hyper.to_config saves it instead,
+            # so Keras sees no learning rate meanwhile.
+            object.__setattr__(self, "_learning_rate", None)
+            try:
+                config = super().get_config()
+            finally:
+                object.__setattr__(self, "_learning_rate", rate)
+            config["learning_rate"] = hyper.to_config(rate, "learning_rate")
+        else:
+            config = super().get_config()
         config.update(
-            beta_1=hyper.to_config(self.beta_1),
-            beta_2=hyper.to_config(self.beta_2),
+            beta_1=hyper.to_config(self.beta_1, "beta_1"),
+            beta_2=hyper.to_config(self.beta_2, "beta_2"),
             momentum_dtype=self.momentum_dtype,
         )
         return config

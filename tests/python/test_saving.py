@@ -176,3 +176,67 @@ def test_two_default_named_optimizers_side_by_side(tmp_path):
         assert_same_state(back.optimizer, original.optimizer)
         for a, b in zip(original.get_weights(), back.get_weights()):
             np.testing.assert_array_equal(a, b)
+
+
+def closure_returning(value):
+    def rate():
+        return value
+
+    return rate
+
+
+class CallableRate:
+    """A callable object with no config: Keras cannot serialize it."""
+
+    def __call__(self):
+        return 0.9
+
+
+FROZEN = {
+    "closure beta_1": ("beta_1", lambda: closure_returning(0.8), 0.8),
+    "local function beta_2": ("beta_2", lambda: closure_returning(0.95), 0.95),
+    "callable object beta_1": ("beta_1", CallableRate, 0.9),
+    "closure learning_rate": (
+        "learning_rate", lambda: closure_returning(0.02), 0.02
+    ),
+    "callable object learning_rate": ("learning_rate", CallableRate, 0.9),
+}
+
+
+@pytest.mark.parametrize("case", list(FROZEN))
+def test_unloadable_callable_saves_its_value_with_a_warning(case, tmp_path):
+    """A callable Keras cannot rebuild is saved as a constant callable
+    returning what it returned at save time; the model loads in safe mode
+    and trains on along the uninterrupted trajectory."""
+    arg, make, value = FROZEN[case]
+    with pytest.warns(lionr.FrozenHyperparameterWarning) as caught:
+        loaded = check_resume(
+            lambda: lionr.optimizer_lion(**{arg: make()}), tmp_path,
+            skip=(arg,),
+        )
+    texts = {str(w.message) for w in caught
+             if issubclass(w.category, lionr.FrozenHyperparameterWarning)}
+    assert texts and all(f"`{arg}`" in t and repr(value) in t for t in texts)
+    held = (loaded.optimizer._learning_rate if arg == "learning_rate"
+            else getattr(loaded.optimizer, arg))
+    assert isinstance(held, lionr.hyper.Constant) and held() == value
+    assert loaded.optimizer.get_config()[arg]["config"] == {"value": value}
+
+
+def test_callable_that_fails_at_save_time_names_the_argument(tmp_path):
+    def broken():
+        raise RuntimeError("no value")
+
+    model = small_model(lionr.optimizer_lion(beta_2=broken))
+    with pytest.raises(ValueError, match=r"`beta_2`.*RuntimeError: no value"):
+        model.optimizer.get_config()
+
+
+@pytest.mark.parametrize("value", [0.9, registered_beta_2])
+def test_loadable_values_save_without_a_warning(value, recwarn):
+    config = lionr.optimizer_lion(beta_1=value).get_config()
+    assert not [w for w in recwarn
+                if issubclass(w.category, lionr.FrozenHyperparameterWarning)]
+    assert config["beta_1"] == (
+        0.9 if value == 0.9 else keras.saving.serialize_keras_object(value)
+    )

@@ -26,9 +26,10 @@ config <- function(optimizer) optimizer$get_config()
 
 flat <- function(x) as.numeric(unlist(x))
 
-# Runs R code in a fresh Rscript with some environment variables changed;
-# returns its output lines (stdout and stderr).
-run_rscript <- function(code, env = character()) {
+# Runs R code in a fresh Rscript with some environment variables changed,
+# for at most `timeout` seconds; returns its output lines (stdout and
+# stderr), with the exit status as attribute "status" when not 0.
+run_rscript <- function(code, env = character(), timeout = 300) {
   rscript <- file.path(R.home("bin"), "Rscript")
   script <- tempfile(fileext = ".R")
   on.exit(unlink(script))
@@ -37,5 +38,6 @@ run_rscript <- function(code, env = character()) {
     code
   ), script)
   suppressWarnings(system2(rscript, c("--vanilla", shQuote(script)),
-                           stdout = TRUE, stderr = TRUE, env = env))
+                           stdout = TRUE, stderr = TRUE, env = env,
+                           timeout = timeout))
 }
