@@ -13,10 +13,23 @@ is read once at import) and every parameter count, this script times:
 How a step runs, per backend, mirrors Keras's own trainers:
 
 * jax: ``jax.jit`` of ``optimizer.stateless_apply`` with the parameter and
-  optimizer-state buffers donated (optax: ``jit`` of ``update`` +
-  ``apply_updates``, donated the same way);
+  optimizer-state buffers donated, the parameters first (optax: ``jit`` of
+  ``update`` + ``apply_updates``, donated the same way);
 * tensorflow: ``tf.function(jit_compile=True)`` around ``optimizer.apply``;
 * torch: eager ``optimizer.apply`` (lion_pytorch: ``step()``).
+
+Custom training loops run the step in other ways too; for Lion (lionr's,
+Keras's and, on jax, optax's) these rows are added:
+
+* jax: ``jit`` without donation;
+  ``jit(optimizer.stateless_apply, donate_argnums=(0, 2))``, whose
+  donated inputs come state first while its outputs come parameters first
+  (jax hands a donated buffer to the first output of its shape and dtype,
+  so the parameters' and the momenta's buffers cross);
+  eager ``apply`` on Keras variables;
+* tensorflow: ``tf.function`` without XLA; eager ``apply``.
+
+Each is compared with Keras's Lion run the same way.
 
 Parameters are float32, split into 10 tensors of equal size. Repeats are
 interleaved across implementations within a backend, so slow phases of a
@@ -38,6 +51,7 @@ Examples::
 """
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -54,6 +68,13 @@ BACKENDS = ("jax", "tensorflow", "torch")
 N_TENSORS = 10
 BYTES_BOUND = 20  # read p, g, m; write p, m (float32)
 LR, B1, B2, WD = 1e-4, 0.9, 0.99, 0.01
+# How a step runs (the "how it runs" column).
+DONATED = "jit, donated, parameters first"
+UNDONATED = "jit, not donated"
+STATE_FIRST = "jit, donated, state first"
+EAGER = "eager apply"
+TF_XLA = "tf.function(jit_compile=True)(apply)"
+TF_GRAPH = "tf.function(apply), no XLA"
 
 
 def log(msg):
@@ -139,7 +160,7 @@ def jax_impls():
 
     import keras
 
-    def keras_maker(factory):
+    def keras_maker(factory, mode=DONATED):
         def make(shapes):
             params, grads = _data(shapes)
             opt = factory()
@@ -148,14 +169,29 @@ def jax_impls():
             state = [jnp.array(v.value, copy=True) for v in opt.variables]
             tv = [jnp.asarray(p) for p in params]
             gs = [jnp.asarray(g) for g in grads]
-            fn = jax.jit(
-                lambda tv, ov, gs: opt.stateless_apply(ov, gs, tv),
-                donate_argnums=(0, 1),
-            )
             box = [tv, state]
+            if mode == EAGER:
+                def step():
+                    opt.apply(gs, variables)
 
-            def step():
-                box[0], box[1] = fn(box[0], box[1], gs)
+                def sync():
+                    jax.block_until_ready([v.value for v in variables])
+
+                n = sum(p.size for p in params)
+                return step, sync, _state_bytes(opt, n)
+            if mode == STATE_FIRST:
+                fn = jax.jit(opt.stateless_apply, donate_argnums=(0, 2))
+
+                def step():
+                    box[0], box[1] = fn(box[1], gs, box[0])
+            else:
+                fn = jax.jit(
+                    lambda tv, ov, gs: opt.stateless_apply(ov, gs, tv),
+                    donate_argnums=(0, 1) if mode == DONATED else (),
+                )
+
+                def step():
+                    box[0], box[1] = fn(box[0], box[1], gs)
 
             def sync():
                 jax.block_until_ready(box)
@@ -165,7 +201,10 @@ def jax_impls():
 
         return make
 
-    def optax_make(shapes):
+    def optax_maker(mode=DONATED):
+        return functools.partial(optax_make, mode=mode)
+
+    def optax_make(shapes, mode):
         params, grads = _data(shapes)
         tx = optax.lion(LR, b1=B1, b2=B2, weight_decay=0.0)
         ps = [jnp.asarray(p) for p in params]
@@ -176,11 +215,19 @@ def jax_impls():
             upd, st = tx.update(gs, st, ps)
             return optax.apply_updates(ps, upd), st
 
-        fn = jax.jit(update, donate_argnums=(0, 1))
         box = [ps, st]
+        if mode == STATE_FIRST:
+            fn = jax.jit(lambda st, gs, ps: update(ps, st, gs),
+                         donate_argnums=(0, 2))
 
-        def step():
-            box[0], box[1] = fn(box[0], box[1], gs)
+            def step():
+                box[0], box[1] = fn(box[1], gs, box[0])
+        else:
+            fn = jax.jit(update,
+                         donate_argnums=(0, 1) if mode == DONATED else ())
+
+            def step():
+                box[0], box[1] = fn(box[0], box[1], gs)
 
         def sync():
             jax.block_until_ready(box)
@@ -189,9 +236,13 @@ def jax_impls():
         n = sum(p.size for p in params)
         return step, sync, sum(x.nbytes for x in leaves) / n
 
-    how = "jit(stateless_apply), donated"
-    out = [(name, how, keras_maker(f)) for name, f in _keras_optimizers()]
-    out.insert(2, ("optax.lion", "jit(update+apply_updates), donated", optax_make))
+    out = [(name, DONATED, keras_maker(f)) for name, f in _keras_optimizers()]
+    out.insert(2, ("optax.lion", DONATED, optax_maker()))
+    for mode in (UNDONATED, STATE_FIRST, EAGER):
+        for name, f in _keras_optimizers()[:2]:
+            out.append((name, mode, keras_maker(f, mode)))
+        if mode != EAGER:
+            out.append(("optax.lion", mode, optax_maker(mode)))
     return out
 
 
@@ -200,7 +251,7 @@ def tensorflow_impls():
 
     import keras
 
-    def keras_maker(factory):
+    def keras_maker(factory, mode=TF_XLA):
         def make(shapes):
             params, grads = _data(shapes)
             opt = factory()
@@ -208,9 +259,11 @@ def tensorflow_impls():
             opt.build(variables)
             gs = [tf.constant(g) for g in grads]
 
-            @tf.function(jit_compile=True)
             def fn(gs):
                 opt.apply(gs, variables)
+
+            if mode != EAGER:
+                fn = tf.function(fn, jit_compile=mode == TF_XLA)
 
             def step():
                 fn(gs)
@@ -223,8 +276,11 @@ def tensorflow_impls():
 
         return make
 
-    how = "tf.function(jit_compile=True)(apply)"
-    return [(name, how, keras_maker(f)) for name, f in _keras_optimizers()]
+    out = [(name, TF_XLA, keras_maker(f)) for name, f in _keras_optimizers()]
+    for mode in (TF_GRAPH, EAGER):
+        for name, f in _keras_optimizers()[:2]:
+            out.append((name, mode, keras_maker(f, mode)))
+    return out
 
 
 def torch_impls():
@@ -336,9 +392,10 @@ def _fmt_ms(x):
 
 
 def table(records, gbps):
-    ref = {(r["backend"], r["params"]): r["median_ms"] for r in records
-           if r["implementation"] == "keras.optimizers.Lion"}
-    ref_wd = {(r["backend"], r["params"]): r["median_ms"] for r in records
+    ref = {(r["backend"], r["params"], r["how"]): r["median_ms"]
+           for r in records if r["implementation"] == "keras.optimizers.Lion"}
+    ref_wd = {(r["backend"], r["params"], r["how"]): r["median_ms"]
+              for r in records
               if r["implementation"] == "keras.optimizers.Lion wd"}
     lines = [
         "| backend | implementation | how it runs | params | median ms "
@@ -346,8 +403,10 @@ def table(records, gbps):
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
-        key = (r["backend"], r["params"])
+        key = (r["backend"], r["params"], r["how"])
         base = ref_wd if r["implementation"].endswith(" wd") else ref
+        if key not in base:  # run its own way (lion_pytorch's step())
+            key = next((k for k in base if k[:2] == key[:2]), key)
         rel = r["median_ms"] / base[key] if key in base else float("nan")
         bound = BYTES_BOUND * r["params"] / (gbps * 1e9) * 1e3
         lines.append(
@@ -386,11 +445,20 @@ def chart(records, gbps, path):
     plt.close(fig)
 
 
+def _variant(record):
+    """A label's suffix for the rows of custom training loops."""
+    if record["how"] == EAGER and record["backend"] == "torch":
+        return ""
+    short = {UNDONATED: "no donation", STATE_FIRST: "state first",
+             TF_GRAPH: "no XLA", EAGER: "eager"}
+    return f" ({short[record['how']]})" if record["how"] in short else ""
+
+
 def _chart_panel(ax, records, backend, n, gbps):
     """One backend and size: each implementation's step time over the bound."""
     rows = [r for r in records if (r["backend"], r["params"]) == (backend, n)]
     bound = BYTES_BOUND * n / (gbps * 1e9) * 1e3
-    names = [r["implementation"] for r in rows]
+    names = [r["implementation"] + _variant(r) for r in rows]
     med = [r["median_ms"] / bound for r in rows]
     lo = [(r["median_ms"] - r["min_ms"]) / bound for r in rows]
     hi = [(r["max_ms"] - r["median_ms"]) / bound for r in rows]

@@ -17,6 +17,12 @@ group, not one per tensor. How a list of variables is cut (``_Plan``) is
 worked out once and reused at every step while the variables keep their
 tensors, so the Python work per step stays below Keras's own torch Lion.
 
+That cut is for the CPU. On an accelerator (CUDA, MPS, ...) every operation
+is a kernel launch and no CPU cache is to be kept warm, so there each
+tensor is one piece and all pieces one group (``_cut``): the step is then
+one multi-tensor call per operation over whole tensors, with the same
+arithmetic as the blocked step, and gives the same bits.
+
 Each element goes through the operations of Keras's own torch Lion (and
 Keras's torch weight decay ``p *= 1 - wd*lr``), in the same order and
 precision; splitting a tensor at multiples of ``CHUNK`` (itself a multiple
@@ -38,6 +44,8 @@ the block size, so a piece holds whole blocks (the tensor's last piece
 ends in its zero-padded last block).
 """
 
+import sys
+
 import torch
 
 from keras.src.backend.common.stateless_scope import in_stateless_scope
@@ -51,6 +59,15 @@ from lionr import state
 # 2**19 was fastest of 2**18 to 2**21 at 1e6, 1e7 and 3e7 parameters.
 CHUNK = 1 << 19  # elements per piece (2 MiB of float32)
 GROUP = 1 << 19  # elements per cache-resident group
+WHOLE = (sys.maxsize, sys.maxsize)  # (chunk, group): no cut at all
+
+
+def _cut(device):
+    """``(chunk, group)`` for tensors on ``device``: cache-sized pieces and
+    groups on the CPU; whole tensors in a single group elsewhere."""
+    if device.type == "cpu":
+        return CHUNK, GROUP
+    return WHOLE
 
 
 def _scalar(x):
@@ -185,18 +202,19 @@ def _slot_variables(slot):
     return [slot.slot]
 
 
-def _slot_pieces(slot, stored, p, decayed, k):
-    """``_Piece``s of parameter tensor ``p``, whose momentum store ``slot``
-    keeps the tensors ``stored``; ``k`` numbers the first."""
-    ps = _pieces(p)
+def _slot_pieces(slot, stored, p, decayed, k, chunk):
+    """``_Piece``s of at most ``chunk`` elements of parameter tensor ``p``,
+    whose momentum store ``slot`` keeps the tensors ``stored``; ``k``
+    numbers the first."""
+    ps = _pieces(p, chunk)
     if isinstance(slot, state.Blockwise):
-        rows = CHUNK // state.BLOCK
+        rows = chunk // state.BLOCK
         codes, scales = (t.split(rows) for t in stored)
         return [
             _Piece(pp, decayed, k + i, codes=c, scales=s)
             for i, (pp, c, s) in enumerate(zip(ps, codes, scales))
         ]
-    ms = _pieces(stored[0])
+    ms = _pieces(stored[0], chunk)
     return [
         _Piece(pp, decayed, k + i, m=mm) for i, (pp, mm) in enumerate(zip(ps, ms))
     ]
@@ -214,24 +232,31 @@ class _Plan:
         slots = [optimizer._slots[index(v)] for v in variables]
         self.slot_vars = [x for s in slots for x in _slot_variables(s)]
         self.ps = ps
+        self.chunk, group = _cut(ps[0].device)
         self.ms = _tensors(self.slot_vars)
         pieces, at = [], 0
         for v, p, slot in zip(variables, ps, slots):
             count = len(_slot_variables(slot))
             stored, at = self.ms[at : at + count], at + count
             decayed = optimizer._use_weight_decay(v)
-            pieces.extend(_slot_pieces(slot, stored, p, decayed, len(pieces)))
+            pieces.extend(
+                _slot_pieces(slot, stored, p, decayed, len(pieces), self.chunk)
+            )
         cut, current, size = [], [], 0
         for piece in pieces:
             n = piece.p.numel()
-            if current and size + n > GROUP:
+            if current and size + n > group:
                 cut.append(current)
                 current, size = [], 0
             current.append(piece)
             size += n
         cut.append(current)
+        # c takes a group's elements; int8 decoding, one piece's whole blocks.
+        widest = max(sum(max(x.p.numel(), x.staged()) for x in c) for c in cut)
         staged = max(sum(x.staged() for x in c) for c in cut)
-        c_buf, m_buf = _scratch(optimizer, ps[0].dtype, ps[0].device, staged)
+        c_buf, m_buf = _scratch(
+            optimizer, ps[0].dtype, ps[0].device, widest, staged
+        )
         self.groups = [_Group(c, c_buf, m_buf) for c in cut]
 
     def valid(self, ps):
@@ -246,7 +271,7 @@ class _Plan:
         for g, p in zip(grads, self.ps):
             if g.dtype != p.dtype:
                 g = g.to(p.dtype)
-            out.extend(_pieces(g))
+            out.extend(_pieces(g, self.chunk))
         return out
 
 
@@ -294,23 +319,23 @@ def supports(optimizer, variables):
     return _plan(optimizer, list(variables)) is not None
 
 
-def _pieces(t):
-    """Views of ``t`` (flattened) of at most ``CHUNK`` elements each."""
+def _pieces(t, chunk):
+    """Views of ``t`` (flattened) of at most ``chunk`` elements each."""
     flat = t.reshape(-1)
-    if flat.numel() <= CHUNK:
+    if flat.numel() <= chunk:
         return [flat]
-    return list(flat.split(CHUNK))
+    return list(flat.split(chunk))
 
 
-def _scratch(optimizer, dtype, device, staged):
-    """Reusable buffers: one for ``c`` (a group), one of at least ``staged``
-    elements for momenta stored in another form (kept off Keras's variable
-    tracking)."""
+def _scratch(optimizer, dtype, device, widest, staged):
+    """Reusable buffers: one for ``c`` (the widest group, ``widest``
+    elements), one of at least ``staged`` elements for momenta stored in
+    another form (kept off Keras's variable tracking)."""
     cache = optimizer.__dict__.setdefault("_lionr_scratch", {})
     key = (dtype, device)
     c_buf, m_buf = cache.get(key, (None, None))
-    if c_buf is None:
-        c_buf = torch.empty(GROUP + CHUNK, dtype=dtype, device=device)
+    if c_buf is None or c_buf.numel() < widest:
+        c_buf = torch.empty(widest, dtype=dtype, device=device)
     if m_buf is None or m_buf.numel() < staged:
         m_buf = torch.empty(max(staged, 1), dtype=dtype, device=device)
     cache[key] = c_buf, m_buf

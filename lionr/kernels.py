@@ -66,14 +66,23 @@ def after_parameter(m_new, variable):
     copying every momentum at every step, into freshly allocated buffers: 8
     more bytes of memory traffic per parameter than the 20 of the step
     itself. Once the momentum's update reads the new parameter, the
-    parameter update must run first and the copy is dropped. The value
-    read, ``m_new - (p_new > inf)``, subtracts ``+0.0``: the result is
-    ``m_new`` to the bit, NaN, infinities and ``-0.0`` included. Outside
-    XLA the two extra operations would only cost time, so they are left out.
+    parameter update must run first and the copy is dropped.
+
+    Only one element of the new parameter is read, ``p0 = p_new.flat[0]``:
+    the order is the same as with the whole tensor, and the momentum's
+    update stays as cheap as without it (no more bytes per parameter),
+    so a step whose buffers are not donated, which has no copy to remove,
+    loses nothing. The value is ``m_new - (p0 > inf)``, which subtracts
+    ``+0.0``: ``m_new`` to the bit, NaN, infinities and ``-0.0`` included.
+    Outside XLA the two extra operations would only cost time, so they are
+    left out.
     """
     if not (_on_cpu() and _traced_for_xla(m_new)):
         return m_new
-    never = ops.greater(ops.convert_to_tensor(variable), math.inf)
+    if math.prod(variable.shape) == 0:
+        return m_new
+    first = ops.reshape(ops.convert_to_tensor(variable), (-1,))[0]
+    never = ops.greater(first, math.inf)
     return ops.subtract(m_new, ops.cast(never, m_new.dtype))
 
 
