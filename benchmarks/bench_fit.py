@@ -116,7 +116,7 @@ def worker(backend, sizes, rounds, steps, batch, clock, out_path):
                               params=model.count_params())
         for r in range(rounds):
             log(f"[{backend} {size}] round {r + 1}/{rounds}")
-            for name, run in runs.items():
+            for run in runs.values():
                 run["model"].fit(x, y, batch_size=batch, epochs=1, verbose=0,
                                  shuffle=False, callbacks=[run["timer"]])
                 times = run["timer"].times[1:]
@@ -225,7 +225,7 @@ def main(argv=None):
         by = {r["optimizer"]: r for r in records
               if (r["backend"], r["size"]) == (backend, size)}
 
-        def cell(name):
+        def cell(name, by=by):
             r = by[name]
             return (f"{r['median_ms']:.3g} ({r['min_ms']:.3g}-"
                     f"{r['max_ms']:.3g})")
