@@ -3,7 +3,9 @@
 Run as a script (jax backend, ``XLA_FLAGS=--xla_force_host_platform_device_count=8``)
 by ``test_distribution.py``; prints one JSON object: for each layout
 ("single", "data", "model") and momentum dtype, the final weights and, for
-every optimizer variable, its sharding spec next to its parameter's.
+every optimizer variable, its sharding spec next to its parameter's; then
+the same for a bfloat16 model with each ``weight_rounding`` other than
+``"nearest"`` (keys ``layout/kahan``, ``layout/stochastic``).
 """
 
 import json
@@ -16,6 +18,7 @@ import lionr
 
 LAYOUTS = ("single", "data", "model")
 DTYPES = ("float32", "bfloat16", "int8")
+ROUNDINGS = ("kahan", "stochastic")
 
 
 def data():
@@ -46,18 +49,20 @@ def spec(variable):
     return str(getattr(sharding, "spec", None))
 
 
-def run(layout, momentum_dtype):
+def run(layout, momentum_dtype, rounding="nearest"):
     keras.distribution.set_distribution(distribution(layout))
     keras.utils.set_random_seed(0)
+    dtype = "float32" if rounding == "nearest" else "bfloat16"
     model = keras.Sequential(
         [
             keras.Input((64,)),
-            keras.layers.Dense(128, name="d1"),
-            keras.layers.Dense(8, name="d2"),
+            keras.layers.Dense(128, name="d1", dtype=dtype),
+            keras.layers.Dense(8, name="d2", dtype=dtype),
         ]
     )
     optimizer = lionr.optimizer_lion(
-        learning_rate=1e-2, weight_decay=0.1, momentum_dtype=momentum_dtype
+        learning_rate=1e-2, weight_decay=0.1, momentum_dtype=momentum_dtype,
+        weight_rounding=rounding,
     )
     model.compile(optimizer=optimizer, loss="mse")
     x, y = data()
@@ -67,10 +72,18 @@ def run(layout, momentum_dtype):
     for variable, slot in zip(model.trainable_variables, optimizer._slots):
         stores = [getattr(slot, "slot", None), getattr(slot, "codes", None)]
         slots[variable.path] = [spec(s) for s in stores if s is not None]
+    errors = {
+        v.path: spec(r.error)
+        for v, r in zip(model.trainable_variables, optimizer._rounders)
+        if hasattr(r, "error")
+    }
     keras.distribution.set_distribution(None)
     return {
         "devices": len(keras.distribution.list_devices("cpu")),
-        "weights": [np.asarray(w).tolist() for w in model.get_weights()],
+        "weights": [
+            np.asarray(w, dtype="float32").tolist() for w in model.get_weights()
+        ],
+        "error_specs": errors,
         "param_specs": params,
         "slot_specs": slots,
     }
@@ -79,4 +92,6 @@ def run(layout, momentum_dtype):
 if __name__ == "__main__":
     dtypes = sys.argv[1:] or DTYPES
     out = {f"{layout}/{d}": run(layout, d) for d in dtypes for layout in LAYOUTS}
+    for r in ROUNDINGS:
+        out.update({f"{layout}/{r}": run(layout, "float32", r) for layout in LAYOUTS})
     print(json.dumps(out))
