@@ -327,13 +327,17 @@ def test_nearest_mixed_dtypes_step_as_each_dtype_alone():
                 opt.apply([gs[i] for i in group], [vs[i] for i in group])
         return [as_f32(v) for v in vs]
 
-    lion = lambda: lionr.optimizer_lion(learning_rate=LR, weight_decay=WD)  # noqa: E731
+    def lion():
+        return lionr.optimizer_lion(learning_rate=LR, weight_decay=WD)
+
     together = run(lion, [[0, 1, 2]])
     apart = run(lion, [[0, 1], [2]])
     for a, b in zip(together, apart):
         np.testing.assert_array_equal(a, b)
     if keras.backend.backend() != "torch":  # see TORCH_BF16
-        klion = lambda: keras.optimizers.Lion(learning_rate=LR, weight_decay=WD)  # noqa: E731
+        def klion():
+            return keras.optimizers.Lion(learning_rate=LR, weight_decay=WD)
+
         for a, b in zip(together, run(klion, [[0, 1, 2]])):
             np.testing.assert_array_equal(a, b)
 
