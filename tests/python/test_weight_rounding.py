@@ -117,38 +117,44 @@ def test_float32_weights_take_the_nearest_step_and_no_state(mode):
 # ------------------------------------------------------------ Kahan, exactly
 
 
-def kahan_reference(p, e, m, g, lr, b1, b2, wd, m_dtype):
-    """One float32 step; ``p``, ``e`` bfloat16 values, ``m`` stored momentum,
-    all as float32 arrays. Returns the new ``(p, e, m)``."""
+def kahan_reference(p, e, m, g, lr, b1, b2, wd, m_dtype, w_dtype=BF16):
+    """One float32 step; ``p``, ``e`` values of ``w_dtype``, ``m`` stored
+    momentum, all as float32 arrays. Returns the new ``(p, e, m)``."""
     lr, b1, b2 = f32(lr), f32(b1), f32(b2)
     c = m * b1 + g * (f32(1) - b1)
     w = p + e
     if wd:
         w = w - w * (f32(wd) * lr)
     w = w - lr * np.sign(c)
-    p_new = rn(w, BF16)
-    e_new = rn(w - p_new, BF16)
+    p_new = rn(w, w_dtype)
+    e_new = rn(w - p_new, w_dtype)
     m_new = rn(m * b2 + g * (f32(1) - b2), m_dtype)
     return p_new, e_new, m_new
 
 
 @pytest.mark.parametrize("wd", [None, WD])
-@pytest.mark.parametrize("momentum_dtype", ["float32", "bfloat16"])
-def test_kahan_matches_the_numpy_reference_exactly(wd, momentum_dtype):
-    p0 = rn(normal(0, (300,), 0.3), BF16)
-    v = bf16_variable(p0)
+@pytest.mark.parametrize(
+    "weights, momentum_dtype",
+    [("bfloat16", "float32"), ("bfloat16", "bfloat16"), ("float16", "float32")],
+)
+def test_kahan_matches_the_numpy_reference_exactly(wd, weights, momentum_dtype):
+    w_dtype = BF16 if weights == "bfloat16" else np.float16
+    p0 = rn(normal(0, (300,), 0.3), w_dtype)
+    v = keras.Variable(p0, dtype=weights, name="w")
     opt = lionr.optimizer_lion(
         learning_rate=LR, beta_1=B1, beta_2=B2, weight_decay=wd,
         weight_rounding="kahan", momentum_dtype=momentum_dtype,
     )
     opt.build([v])
     slot = opt._slots[0]
-    m_dtype = BF16 if slot.slot.dtype == "bfloat16" else np.float32
+    m_dtype = {"bfloat16": BF16, "float16": np.float16}.get(
+        slot.slot.dtype, np.float32)
     p, e, m = p0, np.zeros_like(p0), np.zeros_like(p0)
     for s in range(6):
-        g = rn(normal(20 + s, p0.shape), BF16)
-        opt.apply([ops.cast(g, "bfloat16")], [v])
-        p, e, m = kahan_reference(p, e, m, g, LR, B1, B2, wd or 0, m_dtype)
+        g = rn(normal(20 + s, p0.shape), w_dtype)
+        opt.apply([ops.cast(g, weights)], [v])
+        p, e, m = kahan_reference(
+            p, e, m, g, LR, B1, B2, wd or 0, m_dtype, w_dtype)
         np.testing.assert_array_equal(as_f32(v), p)
         np.testing.assert_array_equal(as_f32(opt._rounders[0].error), e)
         np.testing.assert_array_equal(as_f32(slot.slot), m)
