@@ -161,9 +161,9 @@ class Lion(keras.optimizers.Optimizer):
             hyper.resolve(self.beta_2, self._iterations),
         )
         object.__setattr__(self, "_betas_now", betas)
-        # Weights under a rounding store always take update_step.
+        # Weights under a rounding store always take update_step (looped).
         pairs = list(zip(grads, trainable_variables))
-        rounded = [(g, v) for g, v in pairs if self._rounder(v) is not None]
+        looped = [(g, v) for g, v in pairs if self._rounder(v) is not None]
         pairs = [(g, v) for g, v in pairs if self._rounder(v) is None]
         decay = self.__dict__.pop("_decay_now", None)
         if pairs:
@@ -173,9 +173,9 @@ class Lion(keras.optimizers.Optimizer):
             ):
                 if decay is not None:
                     super()._apply_weight_decay(trainable_variables)
-                rounded = pairs + rounded
-        if rounded:
-            grads, trainable_variables = (list(x) for x in zip(*rounded))
+                looped = pairs + looped
+        if looped:
+            grads, trainable_variables = (list(x) for x in zip(*looped))
             super()._backend_update_step(
                 grads, trainable_variables, learning_rate
             )
