@@ -102,9 +102,14 @@
 #'   of its variables. Default `"lion"`. With `NULL`, Keras names it
 #'   `"lion"`, `"lion_1"`, ... in the order they are made.
 #' @param ... Further arguments of the Python optimizer, each named, passed
-#'   on as they are. Today there is one: `momentum_dtype`, the storage of
-#'   the momentum, `"float32"` (default), `"bfloat16"` or `"int8"`. An
-#'   unnamed or unknown argument is refused.
+#'   on as they are. Today there are two: `momentum_dtype`, the storage of
+#'   the momentum, `"float32"` (default), `"bfloat16"` or `"int8"`; and
+#'   `weight_rounding`, how a new value of a 16-bit float weight (such as
+#'   `bfloat16`) is rounded, `"nearest"` (default, as Keras), `"kahan"`
+#'   (the rounding error kept in a buffer of the weight's dtype and added
+#'   back at the next step) or `"stochastic"` (rounded up or down at random,
+#'   unbiased); float32 weights are not affected. An unnamed or unknown
+#'   argument is refused.
 #' @param loss_scale_factor `NULL` or a number > 0: the loss is multiplied
 #'   by it before the gradients are computed, and the gradients divided by
 #'   it before they are used, which keeps small gradients from underflowing

@@ -4,7 +4,9 @@ For every Keras backend (each in its own subprocess, since ``KERAS_BACKEND``
 is read once at import) and every parameter count, this script times:
 
 * ``lionr.Lion`` (float32 momentum, with and without weight decay, and the
-  ``bfloat16`` / ``int8`` momentum modes),
+  ``bfloat16`` / ``int8`` momentum modes; and with bfloat16 weights, weight
+  decay and each ``weight_rounding``: ``bf16 weights`` rows, where the step
+  of ``kahan`` or ``stochastic`` compares with ``nearest``),
 * ``keras.optimizers.Lion`` (with and without weight decay),
 * ``keras.optimizers.AdamW``,
 * ``optax.lion`` (jax) and ``lion_pytorch.Lion`` (torch) as outside
@@ -31,7 +33,8 @@ Keras's and, on jax, optax's) these rows are added:
 
 Each is compared with Keras's Lion run the same way.
 
-Parameters are float32, split into 10 tensors of equal size. Repeats are
+Parameters are float32 (bfloat16 in the ``bf16 weights`` rows), split into
+10 tensors of equal size. Repeats are
 interleaved across implementations within a backend, so slow phases of a
 shared machine hit every implementation alike; medians and min-max are
 reported. The machine's memory bandwidth is measured in the same run (numpy
@@ -53,6 +56,7 @@ Examples::
 import argparse
 import functools
 import json
+import math
 import os
 import platform
 import statistics
@@ -117,6 +121,11 @@ def _data(shapes, seed=0):
     return params, grads
 
 
+def _dtype_of(factory):
+    """The parameter dtype a factory's rows use (float32 unless marked)."""
+    return getattr(factory, "weights_dtype", "float32")
+
+
 def _keras_optimizers():
     import keras
 
@@ -130,6 +139,11 @@ def _keras_optimizers():
             learning_rate=LR, beta_1=B1, beta_2=B2, **kw
         )
 
+    def bf16(mode):
+        factory = lion(weight_decay=WD, weight_rounding=mode)
+        factory.weights_dtype = "bfloat16"
+        return factory
+
     return [
         ("lionr.Lion", lion()),
         ("keras.optimizers.Lion", klion()),
@@ -138,6 +152,9 @@ def _keras_optimizers():
         ("keras.optimizers.AdamW", lambda: keras.optimizers.AdamW(LR)),
         ("lionr.Lion bfloat16", lion(momentum_dtype="bfloat16")),
         ("lionr.Lion int8", lion(momentum_dtype="int8")),
+        ("lionr.Lion bf16 weights wd", bf16("nearest")),
+        ("lionr.Lion bf16 weights kahan wd", bf16("kahan")),
+        ("lionr.Lion bf16 weights stochastic wd", bf16("stochastic")),
     ]
 
 
@@ -145,11 +162,12 @@ def _state_bytes(opt, n_params):
     skip = {id(opt._iterations)}
     if hasattr(opt, "_learning_rate") and hasattr(opt._learning_rate, "path"):
         skip.add(id(opt._learning_rate))
+    size = {"bfloat16": 2, "float16": 2, "int8": 1, "float64": 8, "int64": 8}
     total = 0
     for v in opt.variables:
         if id(v) in skip:
             continue
-        total += int(v.numpy().nbytes)
+        total += size.get(str(v.dtype), 4) * math.prod(v.shape)
     return total / n_params
 
 
@@ -164,11 +182,12 @@ def jax_impls():
         def make(shapes):
             params, grads = _data(shapes)
             opt = factory()
-            variables = [keras.Variable(p) for p in params]
+            dtype = _dtype_of(factory)
+            variables = [keras.Variable(p, dtype=dtype) for p in params]
             opt.build(variables)
             state = [jnp.array(v.value, copy=True) for v in opt.variables]
-            tv = [jnp.asarray(p) for p in params]
-            gs = [jnp.asarray(g) for g in grads]
+            tv = [jnp.asarray(p, dtype) for p in params]
+            gs = [jnp.asarray(g, dtype) for g in grads]
             box = [tv, state]
             if mode == EAGER:
                 def step():
@@ -255,9 +274,10 @@ def tensorflow_impls():
         def make(shapes):
             params, grads = _data(shapes)
             opt = factory()
-            variables = [keras.Variable(p) for p in params]
+            dtype = _dtype_of(factory)
+            variables = [keras.Variable(p, dtype=dtype) for p in params]
             opt.build(variables)
-            gs = [tf.constant(g) for g in grads]
+            gs = [tf.cast(tf.constant(g), dtype) for g in grads]
 
             def fn(gs):
                 opt.apply(gs, variables)
@@ -293,9 +313,10 @@ def torch_impls():
         def make(shapes):
             params, grads = _data(shapes)
             opt = factory()
-            variables = [keras.Variable(p) for p in params]
+            dtype = _dtype_of(factory)
+            variables = [keras.Variable(p, dtype=dtype) for p in params]
             opt.build(variables)
-            gs = [torch.from_numpy(g) for g in grads]
+            gs = [torch.from_numpy(g).to(getattr(torch, dtype)) for g in grads]
 
             def step():
                 opt.apply(gs, variables)

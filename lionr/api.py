@@ -77,8 +77,13 @@ def optimizer_lion(
             mean gradient once every this many steps. A whole-number float
             such as ``2.0`` counts as ``2``.
         **kwargs: further named arguments for ``lionr.Lion``; today
-            ``momentum_dtype`` (``"float32"``, ``"bfloat16"`` or ``"int8"``).
-            Any other name is refused.
+            ``momentum_dtype`` (``"float32"``, ``"bfloat16"`` or ``"int8"``)
+            and ``weight_rounding``, how a new value of a 16-bit float weight
+            is rounded: ``"nearest"`` (default, as Keras), ``"kahan"`` (the
+            rounding error kept in a buffer of the weight's dtype and added
+            back at the next step) or ``"stochastic"`` (rounded up or down at
+            random, unbiased; bfloat16 weights). Float32 weights are not
+            affected. Any other name is refused.
 
     Returns:
         A ``lionr.Lion``, a ``keras.optimizers.Optimizer``.

@@ -11,7 +11,8 @@ False to let Keras loop over ``Lion.update_step``.
   weight decay folded in) runs cache-blocked and multi-tensor, see
   ``lionr._torch_kernel``, in the same operations as Keras's torch Lion,
   for float32 and bfloat16 momentum, and for int8 blocks beside float32
-  parameters.
+  parameters. Parameters of several dtypes (a bfloat16 model with a float32
+  output layer) are stepped one dtype at a time.
 """
 
 import functools
@@ -94,9 +95,7 @@ def fuses_weight_decay(optimizer, variables):
     """
     if not _TORCH or optimizer.weight_decay is None:
         return False
-    from lionr import _torch_kernel
-
-    return _torch_kernel.supports(optimizer, list(variables))
+    return _torch_groups(optimizer, list(variables), list(variables)) is not None
 
 
 def decay_factor(optimizer):
@@ -104,11 +103,35 @@ def decay_factor(optimizer):
     return 1 - optimizer.weight_decay * optimizer._get_current_learning_rate()
 
 
+def _torch_groups(optimizer, grads, variables):
+    """``[(grads, variables)]`` per parameter dtype, in first-seen order, or
+    None unless the torch kernel supports every group."""
+    from lionr import _torch_kernel
+
+    groups = {}
+    for g, v in zip(grads, variables):
+        gs, vs = groups.setdefault(str(v.dtype), ([], []))
+        gs.append(g)
+        vs.append(v)
+    groups = list(groups.values())
+    if not all(_torch_kernel.supports(optimizer, vs) for _, vs in groups):
+        return None
+    return groups
+
+
 def apply_fused(optimizer, grads, variables, learning_rate, betas, decay=None):
-    if not _TORCH:
+    """Update every variable in a fused step and return True, or return False
+    (nothing updated). ``betas`` are cast to each group's parameter dtype, as
+    ``Lion.update_step`` uses them, so ``1 - beta`` is the same on every path.
+    """
+    if not _TORCH or not variables:
         return False
     from lionr import _torch_kernel
 
-    return _torch_kernel.apply(
-        optimizer, grads, variables, learning_rate, betas, decay
-    )
+    groups = _torch_groups(optimizer, grads, variables)
+    if groups is None:
+        return False
+    for gs, vs in groups:
+        cast = tuple(ops.cast(b, vs[0].dtype) for b in betas)
+        _torch_kernel.apply(optimizer, gs, vs, learning_rate, cast, decay)
+    return True

@@ -21,6 +21,7 @@ from keras.optimizers.schedules import LearningRateSchedule
 from lionr import checks
 from lionr import hyper
 from lionr import kernels
+from lionr import rounding
 from lionr import state
 
 
@@ -48,6 +49,9 @@ class Lion(keras.optimizers.Optimizer):
         momentum_dtype: how the momentum is stored: ``"float32"`` (default),
             ``"bfloat16"`` or ``"int8"`` (block-quantized); see
             ``lionr.state``.
+        weight_rounding: how a new value of a 16-bit float weight is
+            rounded: ``"nearest"`` (default, as Keras), ``"kahan"``
+            (compensated) or ``"stochastic"``; see ``lionr.rounding``.
     """
 
     def __init__(
@@ -66,9 +70,10 @@ class Lion(keras.optimizers.Optimizer):
         gradient_accumulation_steps=None,
         name="lion",
         momentum_dtype="float32",
+        weight_rounding="nearest",
         **kwargs,
     ):
-        checks.no_unknown(kwargs, ["momentum_dtype"])
+        checks.no_unknown(kwargs, ["momentum_dtype", "weight_rounding"])
         positive = dict(low=0, low_open=True, optional=True)
         clips = {
             "clipnorm": checks.number("clipnorm", clipnorm, **positive),
@@ -102,6 +107,9 @@ class Lion(keras.optimizers.Optimizer):
         self.momentum_dtype = checks.choice(
             "momentum_dtype", momentum_dtype, state.MOMENTUM_DTYPES
         )
+        self.weight_rounding = checks.choice(
+            "weight_rounding", weight_rounding, rounding.WEIGHT_ROUNDINGS
+        )
         # Callables and schedules are evaluated and checked now; one that
         # cannot be evaluated yet (it may refer to this optimizer) is
         # evaluated when the optimizer is built, still before any step.
@@ -130,12 +138,21 @@ class Lion(keras.optimizers.Optimizer):
         for name in self.__dict__.pop("_unchecked", ()):
             hyper.first_check(name, self._given(name))
         super().build(var_list)
+        skip = self._overwrite_variable_with_gradient
+        rounded = [rounding.rounds(v, self.weight_rounding) for v in var_list]
         self._slots = [
             None
-            if self._overwrite_variable_with_gradient(v)
-            else state.make_slot(self, v, self.momentum_dtype)
-            for v in var_list
+            if skip(v)
+            else state.make_slot(self, v, self.momentum_dtype, r)
+            for v, r in zip(var_list, rounded)
         ]
+        self._rounders = rounding.make_stores(
+            self, var_list, self.weight_rounding, skip
+        )
+
+    def _rounder(self, variable):
+        """The ``lionr.rounding`` store of ``variable``, or None."""
+        return self._rounders[self._get_variable_index(variable)]
 
     @property
     def _momentums(self):
@@ -143,6 +160,9 @@ class Lion(keras.optimizers.Optimizer):
         return [s.slot if s is not None else None for s in self._slots]
 
     def _apply_weight_decay(self, variables):
+        # Weights under a rounding store take their decay inside their own
+        # float32 step (lionr.rounding.lion_step), not in a rounded pass.
+        variables = [v for v in variables if self._rounder(v) is None]
         # Where the backend's fused step can apply the decay in the same
         # pass over memory (torch), only its factor is computed here.
         if kernels.fuses_weight_decay(self, variables):
@@ -157,23 +177,33 @@ class Lion(keras.optimizers.Optimizer):
             hyper.resolve(self.beta_2, self._iterations, "beta_2"),
         )
         object.__setattr__(self, "_betas_now", betas)
-        # A fused kernel gets the betas already in the variables' dtype, as
-        # update_step uses them, so that 1 - beta is the same on every path.
-        dtype = trainable_variables[0].dtype
-        fused_betas = tuple(ops.cast(b, dtype) for b in betas)
+        # Weights under a rounding store always take update_step (looped).
+        pairs = list(zip(grads, trainable_variables))
+        looped = [(g, v) for g, v in pairs if self._rounder(v) is not None]
+        pairs = [(g, v) for g, v in pairs if self._rounder(v) is None]
         decay = self.__dict__.pop("_decay_now", None)
-        if not kernels.apply_fused(
-            self, grads, trainable_variables, learning_rate, fused_betas, decay
-        ):
-            if decay is not None:
-                super()._apply_weight_decay(trainable_variables)
+        if pairs:
+            grads, trainable_variables = (list(x) for x in zip(*pairs))
+            if not kernels.apply_fused(
+                self, grads, trainable_variables, learning_rate, betas, decay
+            ):
+                if decay is not None:
+                    super()._apply_weight_decay(trainable_variables)
+                looped = pairs + looped
+        if looped:
+            grads, trainable_variables = (list(x) for x in zip(*looped))
             super()._backend_update_step(
                 grads, trainable_variables, learning_rate
             )
 
     def update_step(self, gradient, variable, learning_rate):
-        """One Lion step for one variable (the rule in the module docstring)."""
-        dtype = variable.dtype
+        """One Lion step for one variable (the rule in the module docstring).
+
+        The step is computed in the weight's dtype, or in float32 for a weight
+        under a ``lionr.rounding`` store, which then writes the weight.
+        """
+        rounder = self._rounder(variable)
+        dtype = variable.dtype if rounder is None else "float32"
         lr = ops.cast(learning_rate, dtype)
         gradient = ops.cast(gradient, dtype)
         beta_1, beta_2 = (ops.cast(b, dtype) for b in self._betas_now)
@@ -182,11 +212,23 @@ class Lion(keras.optimizers.Optimizer):
         c = ops.add(
             ops.multiply(m, beta_1), ops.multiply(gradient, 1.0 - beta_1)
         )
-        self.assign_sub(variable, ops.multiply(lr, ops.sign(c)))
+        step = ops.multiply(lr, ops.sign(c))
+        if rounder is None:
+            self.assign_sub(variable, step)
+        else:
+            rounding.lion_step(
+                rounder, self, variable, step, self._decay_of(variable, lr)
+            )
         m_new = ops.add(
             ops.multiply(m, beta_2), ops.multiply(gradient, 1.0 - beta_2)
         )
         slot.write(self, kernels.after_parameter(m_new, variable))
+
+    def _decay_of(self, variable, lr):
+        """``wd * lr`` (``lr`` a tensor) when ``variable`` decays, else None."""
+        if self.weight_decay is None or not self._use_weight_decay(variable):
+            return None
+        return ops.multiply(ops.cast(self.weight_decay, lr.dtype), lr)
 
     def get_config(self):
         rate = self._learning_rate
@@ -208,6 +250,7 @@ class Lion(keras.optimizers.Optimizer):
             beta_1=hyper.to_config(self.beta_1, "beta_1"),
             beta_2=hyper.to_config(self.beta_2, "beta_2"),
             momentum_dtype=self.momentum_dtype,
+            weight_rounding=self.weight_rounding,
         )
         return config
 

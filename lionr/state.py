@@ -37,24 +37,25 @@ def _slot_name(variable, suffix):
 
 
 class Plain:
-    """Momentum stored as is (``float32``) or cast (``bfloat16``)."""
+    """Momentum stored as is (``float32``) or cast (``bfloat16``), read in
+    ``compute_dtype`` (default: the parameter's dtype)."""
 
-    def __init__(self, optimizer, variable, dtype=None):
-        self.compute_dtype = variable.dtype
+    def __init__(self, optimizer, variable, dtype=None, compute_dtype=None):
+        self.compute_dtype = compute_dtype or variable.dtype
         self.slot = optimizer.add_variable(
             shape=variable.shape,
             dtype=dtype or variable.dtype,
             name=_slot_name(variable, "momentum"),
             layout=getattr(variable, "_layout", None),
         )
-        self.cast = dtype is not None and dtype != variable.dtype
+        self.cast = self.slot.dtype != self.compute_dtype
 
     def read(self):
         m = self.slot.value
         return ops.cast(m, self.compute_dtype) if self.cast else m
 
     def write(self, optimizer, m):
-        optimizer.assign(self.slot, m)
+        optimizer.assign(self.slot, ops.cast(m, self.slot.dtype) if self.cast else m)
 
 
 class Blockwise:
@@ -65,9 +66,9 @@ class Blockwise:
     of the flattened tensor.
     """
 
-    def __init__(self, optimizer, variable):
+    def __init__(self, optimizer, variable, compute_dtype=None):
         self.shape = tuple(variable.shape)
-        self.compute_dtype = variable.dtype
+        self.compute_dtype = compute_dtype or variable.dtype
         self.grouping = shards.ShardedBlocks(
             self.shape, getattr(variable, "_layout", None), BLOCK
         )
@@ -136,10 +137,16 @@ def _code_factor(scale):
     return ops.minimum(LEVELS**2 / scale, FLOAT32_MAX)
 
 
-def make_slot(optimizer, variable, momentum_dtype):
-    """The momentum store of ``variable`` for ``momentum_dtype``."""
+def make_slot(optimizer, variable, momentum_dtype, in_float32=False):
+    """The momentum store of ``variable`` for ``momentum_dtype``.
+
+    ``in_float32``: the step computes in float32 whatever the parameter's
+    dtype (a 16-bit weight under ``lionr.rounding``); the momentum is then
+    read in float32 (``"float32"``: stored in the parameter's dtype).
+    """
+    compute = "float32" if in_float32 else None
     if momentum_dtype == "bfloat16":
-        return Plain(optimizer, variable, "bfloat16")
+        return Plain(optimizer, variable, "bfloat16", compute)
     if momentum_dtype == "int8" and math.prod(variable.shape) >= MIN_QUANTIZED:
-        return Blockwise(optimizer, variable)
-    return Plain(optimizer, variable)
+        return Blockwise(optimizer, variable, compute)
+    return Plain(optimizer, variable, None, compute)

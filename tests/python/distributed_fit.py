@@ -9,7 +9,10 @@ layout ("single" in one process only, "data", "model") and momentum dtype,
 the final weights, every optimizer variable's sharding spec next to its
 parameter's and the bytes each holds on one device; and under "blocks",
 an int8 momentum written through a parameter sharded along its last axis,
-with the codes and scales every device keeps.
+with the codes and scales every device keeps. In one process it also
+reports a bfloat16 model with each ``weight_rounding`` other than
+``"nearest"`` (keys ``layout/kahan``, ``layout/stochastic``), with the
+sharding spec of every Kahan compensation buffer.
 """
 
 import argparse
@@ -20,6 +23,7 @@ import numpy as np
 
 LAYOUTS = ("single", "data", "model")
 DTYPES = ("float32", "bfloat16", "int8")
+ROUNDINGS = ("kahan", "stochastic")
 
 
 def connect(args):
@@ -90,22 +94,24 @@ def slot_variables(slot):
     return [s for s in stores if s is not None]
 
 
-def run(layout, momentum_dtype):
+def run(layout, momentum_dtype, rounding="nearest"):
     import keras
 
     import lionr
 
     keras.distribution.set_distribution(distribution(layout))
     keras.utils.set_random_seed(0)
+    dtype = "float32" if rounding == "nearest" else "bfloat16"
     model = keras.Sequential(
         [
             keras.Input((64,)),
-            keras.layers.Dense(128, name="d1"),
-            keras.layers.Dense(8, name="d2"),
+            keras.layers.Dense(128, name="d1", dtype=dtype),
+            keras.layers.Dense(8, name="d2", dtype=dtype),
         ]
     )
     optimizer = lionr.optimizer_lion(
-        learning_rate=1e-2, weight_decay=0.1, momentum_dtype=momentum_dtype
+        learning_rate=1e-2, weight_decay=0.1, momentum_dtype=momentum_dtype,
+        weight_rounding=rounding,
     )
     model.compile(optimizer=optimizer, loss="mse")
     model.fit(data(), epochs=2, shuffle=False, verbose=0)
@@ -113,11 +119,18 @@ def run(layout, momentum_dtype):
     name = {id(v): v.path.split("/", 1)[1] for v in variables}  # "d1/kernel"
     out = {
         "devices": len(keras.distribution.list_devices("cpu")),
-        "weights": [gather(v.value).tolist() for v in variables],
+        "weights": [
+            gather(v.value).astype("float32").tolist() for v in variables
+        ],
         "param_specs": {name[id(v)]: spec(v) for v in variables},
         "param_bytes": {name[id(v)]: device_bytes(v) for v in variables},
         "slot_specs": {},
         "slot_bytes": {},
+        "error_specs": {
+            name[id(v)]: spec(r.error)
+            for v, r in zip(variables, optimizer._rounders)
+            if hasattr(r, "error")
+        },
     }
     for variable, slot in zip(variables, optimizer._slots):
         stores = slot_variables(slot)
@@ -181,6 +194,9 @@ def main():
     connect(args)
     layouts = LAYOUTS if args.processes == 1 else LAYOUTS[1:]
     out = {f"{lay}/{d}": run(lay, d) for d in args.dtypes for lay in layouts}
+    if args.processes == 1:
+        for r in ROUNDINGS:
+            out.update({f"{lay}/{r}": run(lay, "float32", r) for lay in layouts})
     out["blocks"] = blocks()
     out["processes"] = args.processes
     if args.process_id == 0:

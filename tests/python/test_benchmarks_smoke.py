@@ -43,6 +43,8 @@ def test_quick_benchmark_writes_well_formed_outputs(tmp_path):
     expected = {
         "lionr.Lion", "keras.optimizers.Lion", "keras.optimizers.AdamW",
         "lionr.Lion bfloat16", "lionr.Lion int8",
+        "lionr.Lion bf16 weights wd", "lionr.Lion bf16 weights kahan wd",
+        "lionr.Lion bf16 weights stochastic wd",
     }
     expected |= {"jax": {"optax.lion"}, "torch": {"lion_pytorch.Lion"}}.get(
         backend, set())
@@ -58,6 +60,11 @@ def test_quick_benchmark_writes_well_formed_outputs(tmp_path):
     assert state["keras.optimizers.AdamW"] == pytest.approx(8.0)
     assert state["lionr.Lion bfloat16"] == pytest.approx(2.0)
     assert state["lionr.Lion int8"] < 1.1
+    # bfloat16 weights: bfloat16 momentum, and Kahan's bfloat16 compensation.
+    assert state["lionr.Lion bf16 weights wd"] == pytest.approx(2.0)
+    assert state["lionr.Lion bf16 weights kahan wd"] == pytest.approx(4.0)
+    assert state["lionr.Lion bf16 weights stochastic wd"] == pytest.approx(
+        2.0, abs=1e-3)
 
     png = (tmp_path / "step.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"

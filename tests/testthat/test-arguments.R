@@ -90,6 +90,9 @@ test_that("a named argument in ... is forwarded", {
     config(optimizer_lion(0.01, momentum_dtype = "int8"))$momentum_dtype,
     "int8"
   )
+  expect_identical(config(optimizer_lion())$weight_rounding, "nearest")
+  expect_identical(
+    config(optimizer_lion(weight_rounding = "kahan"))$weight_rounding, "kahan")
 })
 
 test_that("tensors and schedules made in Python are passed as they are", {

@@ -1,0 +1,159 @@
+"""How a new weight value is rounded into a 16-bit float weight.
+
+Lion moves each weight by ``lr`` (about 1e-4) per step. A bfloat16 weight
+keeps 8 significant bits, so near 0.1 its spacing is about 5e-4 and a step
+rounded to nearest is mostly lost. ``weight_rounding`` chooses what happens
+to the rounding error of a 16-bit weight (bfloat16 or float16); float32
+weights, and weights of any dtype in ``"nearest"`` mode, take Keras's step
+unchanged and get no state here.
+
+* ``"nearest"``: Keras's step in the weight's own dtype: the decoupled
+  weight decay ``p <- p - p*wd*lr`` rounded, then ``p <- p - lr*s`` rounded
+  (``s`` the sign of Lion's interpolation). Bit-identical to
+  ``keras.optimizers.Lion``.
+
+For the two other modes the step is computed in float32 and rounded once.
+With ``w`` the weight as float32, ``s`` the sign computed in float32 from a
+float32 momentum and gradient, and ``wd`` zero for weights without decay::
+
+    w' = (w - w*wd*lr) - lr*s               (float32)
+
+* ``"kahan"`` (compensated summation): a buffer ``e`` of the weight's dtype
+  (same shape, same layout) keeps what rounding lost, and is added back at
+  the next step: ``w = p + e``; ``p <- rn(w')``; ``e <- rn(w' - p)``, with
+  ``rn`` round-to-nearest-even into the weight's dtype. (The difference
+  ``w' - p`` is exact in float32; only storing ``e`` rounds.) 2 bytes per
+  parameter.
+* ``"stochastic"``: ``p <- sr(w')``, rounded down or up to a neighbour with
+  probabilities given by the distances, so that ``E[sr(x)] = x``. For
+  bfloat16, the upper 16 bits of a float32: add 16 uniform random bits to
+  the low half of ``w'``'s bits and cut the low half off (on the magnitude,
+  so negative values round the same way; values past the largest finite
+  bfloat16 can round to infinity, infinities stay, NaN stays NaN). The bits
+  come from one ``keras.random.SeedGenerator`` of the optimizer, whose
+  state is an optimizer variable: it is saved and restored with the
+  optimizer, works inside compiled steps, and is seeded from Keras's global
+  seed (``keras.utils.set_random_seed``). No state per parameter. Float16
+  weights are refused in this mode (their bits are not a float32's upper
+  half); ``"kahan"`` serves them.
+
+The weight's momentum is read and the sign computed in float32 in these
+modes; ``lionr.state`` decides how the momentum is stored.
+"""
+
+import keras
+from keras import ops
+
+WEIGHT_ROUNDINGS = ("nearest", "kahan", "stochastic")
+SIXTEEN_BIT = ("bfloat16", "float16")
+
+
+def _name(variable, suffix):
+    path = getattr(variable, "path", None) or str(variable.name)
+    return f"{path.replace('/', '_').replace(':', '_')}_{suffix}"
+
+
+def rounds(variable, mode):
+    """True when ``mode`` changes how ``variable`` is updated."""
+    return mode != "nearest" and str(variable.dtype) in SIXTEEN_BIT
+
+
+def round_nearest(x, dtype):
+    """``x`` rounded to nearest (ties to even) into ``dtype``."""
+    return ops.cast(x, dtype)
+
+
+def round_stochastic(x, seed):
+    """Float32 ``x`` rounded at random into bfloat16, unbiased.
+
+    ``seed``: a ``keras.random.SeedGenerator`` (or a seed Keras accepts).
+    """
+    x = ops.cast(x, "float32")
+    bits = ops.view(x, "int32")
+    noise = keras.random.randint(ops.shape(x), 0, 1 << 16, "int32", seed)
+    # Adding to the low half carries into the upper half with probability
+    # (low half) / 2**16; for negative x the bits are the magnitude's, so
+    # the carry moves away from zero as it does for positive x. Only NaN
+    # bits (exponent all ones, mantissa nonzero) could carry past the top.
+    cut = ops.bitwise_and(ops.add(bits, noise), -(1 << 16))
+    rounded = ops.view(cut, "float32")
+    rounded = ops.where(ops.isnan(x), x, rounded)
+    return ops.cast(rounded, "bfloat16")
+
+
+class Kahan:
+    """The compensation buffer ``e`` of one weight (weight's dtype)."""
+
+    def __init__(self, optimizer, variable):
+        self.dtype = variable.dtype
+        self.error = optimizer.add_variable(
+            shape=variable.shape,
+            dtype=variable.dtype,
+            name=_name(variable, "rounding_error"),
+            layout=getattr(variable, "_layout", None),
+        )
+
+    def read(self, variable):
+        """The float32 weight ``w = p + e``."""
+        return ops.add(
+            ops.cast(variable, "float32"), ops.cast(self.error, "float32")
+        )
+
+    def write(self, optimizer, variable, w):
+        p = round_nearest(w, self.dtype)
+        e = round_nearest(ops.subtract(w, ops.cast(p, "float32")), self.dtype)
+        optimizer.assign(variable, p)
+        optimizer.assign(self.error, e)
+
+
+class Stochastic:
+    """Stochastic rounding of one bfloat16 weight, drawing from ``seed``."""
+
+    def __init__(self, variable, seed):
+        if str(variable.dtype) != "bfloat16":
+            from lionr.checks import ArgumentError
+
+            raise ArgumentError(
+                '`weight_rounding="stochastic"` supports bfloat16 and float32 '
+                f"weights; weight {variable.path!r} is {variable.dtype}. "
+                'Use weight_rounding="kahan" for float16 weights.'
+            )
+        self.seed = seed
+
+    def read(self, variable):
+        return ops.cast(variable, "float32")
+
+    def write(self, optimizer, variable, w):
+        optimizer.assign(variable, round_stochastic(w, self.seed))
+
+
+def make_seed(optimizer):
+    """The optimizer's ``SeedGenerator``, its state tracked as an optimizer
+    variable (saved, restored, and threaded through compiled steps)."""
+    seed = keras.random.SeedGenerator(name=f"{optimizer.name}_rounding_seed")
+    optimizer._track_variable(seed.state)
+    return seed
+
+
+def make_stores(optimizer, variables, mode, skip):
+    """One store per variable (None where ``mode`` changes nothing or
+    ``skip(variable)``): ``Kahan`` or ``Stochastic``."""
+    wanted = [rounds(v, mode) and not skip(v) for v in variables]
+    if mode == "kahan":
+        return [Kahan(optimizer, v) if w else None for v, w in zip(variables, wanted)]
+    if mode == "stochastic" and any(wanted):
+        seed = make_seed(optimizer)
+        return [Stochastic(v, seed) if w else None for v, w in zip(variables, wanted)]
+    return [None for _ in variables]
+
+
+def lion_step(store, optimizer, variable, step, decay):
+    """``w' = (w - w*decay) - step`` in float32, rounded by ``store``.
+
+    ``step``: ``lr * sign(c)`` in float32; ``decay``: ``wd * lr`` as a
+    float32 scalar, or None.
+    """
+    w = store.read(variable)
+    if decay is not None:
+        w = ops.subtract(w, ops.multiply(w, decay))
+    store.write(optimizer, variable, ops.subtract(w, step))
