@@ -182,7 +182,8 @@ def table(results, epochs):
             name = "64-128-64-10" if size == "small" else "64-1024-1024-10"
             out.append(f"\n{backend}, MLP {name}, {epochs} epochs, "
                        f"{rows[0]['seeds']} seed(s):\n")
-            out.append("| weights | weight_rounding | momentum_dtype | loss | loss / float32 weights | val accuracy |")
+            out.append("| weights | weight_rounding | momentum_dtype | loss "
+                       "| loss / float32 weights | val accuracy |")
             out.append("|---|---|---|---:|---:|---:|")
             for r in rows:
                 out.append(
