@@ -67,6 +67,7 @@ RETURNED = "returned"  # ``value`` is what the callable returned
 SCHEDULED = "scheduled"  # ``value`` is what the schedule gave at step 0
 ONLY_ONE = "only_one"  # several of ``related`` given where one may be
 UNKNOWN = "unknown"  # names not accepted; ``related``: the extra names known
+WEIGHT_DTYPE = "weight_dtype"  # not for this weight; ``related``: its path, dtype
 
 
 class Refusal(Exception):
@@ -138,6 +139,8 @@ class Refusal(Exception):
         text += self._of_type()
         if self.detail == FRACTION:
             text += ", which is not a whole number"
+        if self.detail == WEIGHT_DTYPE:
+            text += (f" for the {self.related[1]} weight {self.related[0]!r}")
         return text + "."
 
     def _of_type(self):
@@ -427,6 +430,13 @@ def one_clip(clips):
     if len(given) > 1:
         raise ArgumentError(list(given), list(given.values()),
                             detail=ONLY_ONE, related=list(clips))
+
+
+def for_weight(name, value, accepted, weight, dtype):
+    """Refuse ``value`` of ``name`` for one weight (path ``weight``, dtype
+    ``dtype``): ``accepted`` names the options that weight takes."""
+    raise ArgumentError([name], [value], (Kind("option", options=tuple(accepted)),),
+                        detail=WEIGHT_DTYPE, related=(weight, str(dtype)))
 
 
 def no_unknown(kwargs, extras):

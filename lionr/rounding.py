@@ -44,6 +44,8 @@ modes; ``lionr.state`` decides how the momentum is stored.
 import keras
 from keras import ops
 
+from lionr import checks
+
 WEIGHT_ROUNDINGS = ("nearest", "kahan", "stochastic")
 SIXTEEN_BIT = ("bfloat16", "float16")
 
@@ -111,12 +113,10 @@ class Stochastic:
 
     def __init__(self, variable, seed):
         if str(variable.dtype) != "bfloat16":
-            from lionr.checks import ArgumentError
-
-            raise ArgumentError(
-                '`weight_rounding="stochastic"` supports bfloat16 and float32 '
-                f"weights; weight {variable.path!r} is {variable.dtype}. "
-                'Use weight_rounding="kahan" for float16 weights.'
+            # Stochastic rounding here cuts float32 bits to bfloat16's.
+            checks.for_weight(
+                "weight_rounding", "stochastic", ("nearest", "kahan"),
+                variable.path, variable.dtype,
             )
         self.seed = seed
 
