@@ -103,7 +103,8 @@ test_that("arguments in ... must be named, known and given once", {
   expect_refused(optimizer_lion(not_an_argument = 1), "not_an_argument")
   expect_refused(optimizer_lion(momentum_dtype = "fp8"), "momentum_dtype")
   m <- expect_refused(optimizer_lion(weight_rounding = "up"), "weight_rounding")
-  expect_match(m, "'kahan'", fixed = TRUE)
+  expect_match(m, paste("must be one of \"nearest\", \"kahan\", \"stochastic\";",
+                        "received weight_rounding = \"up\"."), fixed = TRUE)
 })
 
 test_that("the condition can be caught by its class", {
