@@ -45,14 +45,10 @@ import keras
 from keras import ops
 
 from lionr import checks
+from lionr import state
 
 WEIGHT_ROUNDINGS = ("nearest", "kahan", "stochastic")
 SIXTEEN_BIT = ("bfloat16", "float16")
-
-
-def _name(variable, suffix):
-    path = getattr(variable, "path", None) or str(variable.name)
-    return f"{path.replace('/', '_').replace(':', '_')}_{suffix}"
 
 
 def rounds(variable, mode):
@@ -91,7 +87,7 @@ class Kahan:
         self.error = optimizer.add_variable(
             shape=variable.shape,
             dtype=variable.dtype,
-            name=_name(variable, "rounding_error"),
+            name=state.slot_name(variable, "rounding_error"),
             layout=getattr(variable, "_layout", None),
         )
 

@@ -31,7 +31,8 @@ FLOAT32_MAX = 3.4028234663852886e38
 MIN_QUANTIZED = 4096
 
 
-def _slot_name(variable, suffix):
+def slot_name(variable, suffix):
+    """A name for optimizer state of ``variable``: its path, made flat."""
     path = getattr(variable, "path", None) or str(variable.name)
     return f"{path.replace('/', '_').replace(':', '_')}_{suffix}"
 
@@ -45,7 +46,7 @@ class Plain:
         self.slot = optimizer.add_variable(
             shape=variable.shape,
             dtype=dtype or variable.dtype,
-            name=_slot_name(variable, "momentum"),
+            name=slot_name(variable, "momentum"),
             layout=getattr(variable, "_layout", None),
         )
         self.cast = self.slot.dtype != self.compute_dtype
@@ -76,13 +77,13 @@ class Blockwise:
         self.codes = optimizer.add_variable(
             shape=self.grouping.stored_shape(BLOCK),
             dtype="int8",
-            name=_slot_name(variable, "momentum_int8"),
+            name=slot_name(variable, "momentum_int8"),
             layout=layout,
         )
         self.scales = optimizer.add_variable(
             shape=self.grouping.stored_shape(1),
             dtype="float32",
-            name=_slot_name(variable, "momentum_scale"),
+            name=slot_name(variable, "momentum_scale"),
             layout=layout,
         )
 
