@@ -21,6 +21,11 @@ size: median and min-max step times over rounds, and lionr's cost over
 Keras's three ways: from the median epochs, from each optimizer's least
 disturbed (fastest) epoch, and the range of the per-round ratios.
 
+Each backend runs twice, in separate processes: with glibc's default
+allocation, and with ``lionr.retain_host_memory()`` called first (freed
+memory kept for reuse, see ``lionr.host_memory``); ``--host-memory``
+chooses.
+
 Outputs: markdown on stdout and in ``benchmarks/results/fit.md``, numbers in
 ``fit.json`` (``--out`` changes the folder).
 
@@ -50,6 +55,7 @@ WIDTHS = {"8.4e6": 2048, "1e6": 707}  # two Dense(width) on width inputs
 # Wall time, or the CPU time of the process (all its threads): on a busy
 # machine the latter leaves out the time the process waits for a core.
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+HOST_MEMORY = ("default", "retained")
 HOW = {
     "jax": "fit, jit (Keras's trainer donates the state)",
     "tensorflow": "fit, compile(jit_compile=True)",
@@ -61,12 +67,16 @@ def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-def worker(backend, sizes, rounds, steps, batch, clock, out_path):
+def worker(backend, host_memory, sizes, rounds, steps, batch, clock,
+           out_path):
+    import lionr
+
+    if host_memory == "retained":
+        assert lionr.retain_host_memory()
+
     import numpy as np
 
     import keras
-
-    import lionr
 
     assert keras.backend.backend() == backend
 
@@ -124,7 +134,8 @@ def worker(backend, sizes, rounds, steps, batch, clock, out_path):
         for name, run in runs.items():
             s = run["samples"]
             records.append(dict(
-                backend=backend, how=HOW[backend], size=size,
+                backend=backend, how=HOW[backend], host_memory=host_memory,
+                size=size,
                 optimizer=name, params=run["params"], batch_size=batch,
                 steps_per_epoch=steps, epoch_medians_ms=s,
                 median_ms=statistics.median(s), min_ms=min(s), max_ms=max(s),
@@ -151,6 +162,10 @@ def cost_ratios(rows):
                 rounds=rounds)
 
 
+def _key(record):
+    return record["backend"], record["host_memory"], record["size"]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(
         description="The optimizer's cost inside model.fit, lionr vs Keras's "
@@ -169,19 +184,25 @@ def main(argv=None):
     ap.add_argument("--clock", choices=list(CLOCKS), default="wall",
                     help="wall time (default), or the process's CPU time, "
                          "steadier on a busy machine")
+    ap.add_argument("--host-memory", nargs="+", choices=HOST_MEMORY,
+                    default=list(HOST_MEMORY),
+                    help="glibc's default allocation, freed memory retained "
+                         "(lionr.retain_host_memory), or both (default)")
     ap.add_argument("--out", type=Path, default=HERE / "results",
                     help="folder for fit.md and fit.json")
     ap.add_argument("--worker", choices=BACKENDS, help=argparse.SUPPRESS)
     ap.add_argument("--worker-out", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        worker(args.worker, args.sizes, args.rounds, args.steps,
+        worker(args.worker, args.host_memory[0], args.sizes, args.rounds, args.steps,
                args.batch_size, args.clock, args.worker_out)
         return 0
     t0 = time.time()
     records = []
-    for backend in args.backends:
-        log(f"== {backend}: starting worker process")
+    for backend, memory in (
+        (b, m) for b in args.backends for m in args.host_memory
+    ):
+        log(f"== {backend}, host memory {memory}: starting worker process")
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "fit.json"
             env = dict(os.environ, KERAS_BACKEND=backend,
@@ -192,6 +213,7 @@ def main(argv=None):
                  "--worker", backend, "--worker-out", str(out),
                  "--rounds", str(args.rounds), "--steps", str(args.steps),
                  "--batch-size", str(args.batch_size), "--clock", args.clock,
+                 "--host-memory", memory,
                  "--sizes", *args.sizes], env=env).returncode
             if rc:
                 log(f"!! {backend} worker failed (exit {rc})")
@@ -201,10 +223,9 @@ def main(argv=None):
         sys.argv[1:] if argv is None else argv)
     ratios = {}
     for r in records:
-        key = (r["backend"], r["size"])
+        key = (r["backend"], r["host_memory"], r["size"])
         if key not in ratios:
-            ratios[key] = cost_ratios(
-                [x for x in records if (x["backend"], x["size"]) == key])
+            ratios[key] = cost_ratios([x for x in records if _key(x) == key])
     lines = [
         "# The optimizer inside model.fit",
         "",
@@ -216,14 +237,14 @@ def main(argv=None):
         f"the median step time ({args.clock} clock). Lion runs use "
         "weight_decay=0.01. Cost: step time minus SGD's.",
         "",
-        "| backend | how | params | SGD ms | Keras Lion ms | lionr ms "
+        "| backend | how | host memory | params | SGD ms | Keras Lion ms | lionr ms "
         "| cost ratio, medians | cost ratio, fastest epochs "
         "| per-round ratios |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for (backend, size), q in ratios.items():
+    for (backend, memory, size), q in ratios.items():
         by = {r["optimizer"]: r for r in records
-              if (r["backend"], r["size"]) == (backend, size)}
+              if _key(r) == (backend, memory, size)}
 
         def cell(name, by=by):
             r = by[name]
@@ -231,7 +252,8 @@ def main(argv=None):
                     f"{r['max_ms']:.3g})")
 
         lines.append(
-            f"| {backend} | {HOW[backend]} | {by[FLOOR]['params']:.2e} "
+            f"| {backend} | {HOW[backend]} | {memory} "
+            f"| {by[FLOOR]['params']:.2e} "
             f"| {cell(FLOOR)} | {cell(KERAS)} | {cell(LIONR)} "
             f"| {q['median']:.2f} | {q['best']:.2f} "
             f"| {q['rounds_min']:.2f}-{q['rounds_max']:.2f} |")
@@ -242,8 +264,8 @@ def main(argv=None):
         command=cmd.strip(), clock=args.clock, rounds=args.rounds, steps=args.steps,
         batch_size=args.batch_size, wall_seconds=time.time() - t0,
         cpu_count=os.cpu_count(), records=records,
-        cost_ratios=[dict(backend=b, size=s, **q)
-                     for (b, s), q in ratios.items()]), indent=1))
+        cost_ratios=[dict(backend=b, host_memory=m, size=s, **q)
+                     for (b, m, s), q in ratios.items()]), indent=1))
     print(md)
     return 0
 

@@ -33,6 +33,12 @@ Keras's and, on jax, optax's) these rows are added:
 
 Each is compared with Keras's Lion run the same way.
 
+Each backend runs in one process per host-memory setting: glibc's default
+allocation, and (rows marked "memory retained") with
+``lionr.retain_host_memory()`` called first, so that a step's temporaries
+reuse pages instead of faulting in fresh ones (``lionr.host_memory``);
+``--host-memory`` chooses (default: both).
+
 Parameters are float32 (bfloat16 in the ``bf16 weights`` rows), split into
 10 tensors of equal size. Repeats are
 interleaved across implementations within a backend, so slow phases of a
@@ -79,6 +85,8 @@ STATE_FIRST = "jit, donated, state first"
 EAGER = "eager apply"
 TF_XLA = "tf.function(jit_compile=True)(apply)"
 TF_GRAPH = "tf.function(apply), no XLA"
+HOST_MEMORY = ("default", "retained")
+RETAINED = ", memory retained"  # appended to "how it runs"
 
 
 def log(msg):
@@ -348,8 +356,13 @@ def torch_impls():
     return out
 
 
-def worker(backend, sizes, repeats, min_time, out_path):
+def worker(backend, memory, sizes, repeats, min_time, out_path):
     """Time every implementation of ``backend``; write records to JSON."""
+    import lionr
+
+    if memory == "retained":
+        assert lionr.retain_host_memory()
+
     import keras
 
     assert keras.backend.backend() == backend, keras.backend.backend()
@@ -391,8 +404,10 @@ def worker(backend, sizes, repeats, min_time, out_path):
                     (time.perf_counter() - t0) / b["inner"] * 1e3
                 )
         for b in built:
+            how = b["how"] + (RETAINED if memory == "retained" else "")
             records.append(dict(
-                backend=backend, implementation=b["name"], how=b["how"],
+                backend=backend, implementation=b["name"], how=how,
+                host_memory=memory,
                 params=n, steps_per_sample=b["inner"],
                 first_call_ms=b["first"] * 1e3, times_ms=b["times"],
                 median_ms=statistics.median(b["times"]),
@@ -468,11 +483,15 @@ def chart(records, gbps, path):
 
 def _variant(record):
     """A label's suffix for the rows of custom training loops."""
-    if record["how"] == EAGER and record["backend"] == "torch":
-        return ""
     short = {UNDONATED: "no donation", STATE_FIRST: "state first",
              TF_GRAPH: "no XLA", EAGER: "eager"}
-    return f" ({short[record['how']]})" if record["how"] in short else ""
+    how = record["how"].removesuffix(RETAINED)
+    # torch runs eagerly anyway: its eager rows need no mark.
+    torch_eager = how == EAGER and record["backend"] == "torch"
+    parts = [short[how]] if how in short and not torch_eager else []
+    if record.get("host_memory") == "retained":
+        parts.append("retained")
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def _chart_panel(ax, records, backend, n, gbps):
@@ -514,6 +533,11 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes and few repeats: a smoke test that "
                              "takes seconds per backend; timings mean little.")
+    parser.add_argument("--host-memory", nargs="+", choices=HOST_MEMORY,
+                        default=list(HOST_MEMORY),
+                        help="glibc's default allocation, freed memory "
+                             "retained (lionr.retain_host_memory), or both "
+                             "(default).")
     parser.add_argument("--out", type=Path, default=HERE / "results",
                         help="folder for step.md, step.json, step.png "
                              "(default benchmarks/results).")
@@ -525,17 +549,19 @@ def main(argv=None):
     min_time = args.min_time or (0.01 if args.quick else 0.1)
 
     if args.worker:
-        worker(args.worker, sizes, repeats, min_time, args.worker_out)
+        worker(args.worker, args.host_memory[0], sizes, repeats, min_time, args.worker_out)
         return 0
 
     t_start = time.time()
     gb_runs = []
     records = []
-    for backend in args.backends:
+    for backend, memory in (
+        (b, m) for b in args.backends for m in args.host_memory
+    ):
         log(f"== memory bandwidth (numpy copy) before {backend}")
         gb_runs.extend(bandwidth(mib=32 if args.quick else 256,
                                  repeats=3 if args.quick else 5)[1])
-        log(f"== {backend}: starting worker process")
+        log(f"== {backend}, host memory {memory}: starting worker process")
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "records.json"
             env = dict(os.environ, KERAS_BACKEND=backend,
@@ -544,7 +570,7 @@ def main(argv=None):
             cmd = [sys.executable, str(Path(__file__).resolve()),
                    "--worker", backend, "--worker-out", str(out),
                    "--repeats", str(repeats), "--min-time", str(min_time),
-                   "--sizes", *map(str, sizes)]
+                   "--host-memory", memory, "--sizes", *map(str, sizes)]
             proc = subprocess.run(cmd, env=env)
             if proc.returncode != 0:
                 log(f"!! {backend} worker failed (exit {proc.returncode})")

@@ -3,14 +3,16 @@
 from lionr.api import optimizer_lion
 from lionr.checks import ArgumentError
 from lionr.checks import ArgumentTypeError
+from lionr.host_memory import retain as retain_host_memory
 from lionr.hyper import FrozenHyperparameterWarning
 from lionr.lion import Lion
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 __all__ = [
     "optimizer_lion",
     "Lion",
     "ArgumentError",
     "ArgumentTypeError",
     "FrozenHyperparameterWarning",
+    "retain_host_memory",
 ]

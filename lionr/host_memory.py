@@ -1,0 +1,69 @@
+"""Reusing freed host memory, so that a training step on the CPU does not
+pay for fresh pages at every step.
+
+On the CPU, jax and tensorflow (XLA) and torch take each step's temporary
+buffers (the gradients, intermediate values, copies) from the C library's
+``malloc`` and free them when the step ends. glibc serves a large request
+with newly mapped pages and unmaps them on ``free``, so the next step maps
+them again: the kernel then zero-fills every 4 KiB page at its first touch
+(a page fault). A step of ``n`` float32 parameters with one gradient-sized
+temporary faults about ``n / 1024`` times per step, which for an optimizer
+step that is bound by memory traffic can cost more than the step itself.
+
+``retain()`` sets two glibc options (``mallopt``) for the whole process:
+``M_MMAP_MAX = 0`` (every allocation comes from malloc's heap, none is
+mapped on its own) and ``M_TRIM_THRESHOLD`` at its maximum (freed memory is
+kept for reuse instead of being returned to the system). After the first
+steps every step reuses the same pages.
+
+The cost: the process keeps its peak memory until it exits (freed memory is
+reused by the process, not given back), and the setting applies to every
+library in the process, R included when lionr runs inside R. It cannot be
+undone, since glibc does not restore its adaptive defaults. It is never set
+unless asked for.
+"""
+
+import ctypes
+import ctypes.util
+import sys
+
+# mallopt parameter numbers, from glibc's <malloc.h>.
+M_TRIM_THRESHOLD = -1
+M_MMAP_MAX = -4
+_MAX_INT = 2**31 - 1
+
+_done = False
+
+
+def _glibc():
+    """The running glibc as a ``ctypes`` library, or None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None)
+        version = libc.gnu_get_libc_version  # only glibc has it
+    except (OSError, AttributeError):
+        return None
+    version.restype = ctypes.c_char_p
+    return libc if version() else None
+
+
+def retain():
+    """Keep freed memory in this process for reuse, from now on.
+
+    Returns True when the setting is in effect (glibc on Linux; calling
+    again changes nothing), False where it is not available (another C
+    library or system), in which case nothing was changed.
+    """
+    global _done
+    if _done:
+        return True
+    libc = _glibc()
+    if libc is None:
+        return False
+    libc.mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    if not libc.mallopt(M_MMAP_MAX, 0):
+        return False
+    libc.mallopt(M_TRIM_THRESHOLD, _MAX_INT)
+    _done = True
+    return True
