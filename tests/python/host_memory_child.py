@@ -24,10 +24,10 @@ x = np.ones((8, 4096), "float32")
 y = np.zeros((8, 2048), "float32")
 model = keras.Sequential([keras.Input((4096,)), keras.layers.Dense(2048)])
 model.compile(optimizer=lionr.Lion(1e-4), loss="mse")
-for _ in range(3):
+for _ in range(6):
     model.train_on_batch(x, y)
 faults = []
-for _ in range(4):
+for _ in range(16):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     model.train_on_batch(x, y)
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
