@@ -10,8 +10,10 @@
 #'
 #' The setting is for the whole process and lasts until it ends: R's own
 #' memory is then not given back to the system either (the process keeps
-#' its peak size), and it cannot be undone. Call it once, before training.
-#' It starts Python. The README's section "Inside fit" has measurements.
+#' its peak size), and it cannot be undone. Call it once and early, before
+#' the first training step: threads that start after it share one heap, and
+#' the backend starts its threads when it first computes. It starts Python.
+#' The README's section "Inside fit" has measurements.
 #'
 #' @return `TRUE` when the setting is in effect, `FALSE` where it is not
 #'   available (a C library other than glibc), invisibly.

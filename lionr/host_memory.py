@@ -28,7 +28,6 @@ unless asked for.
 """
 
 import ctypes
-import ctypes.util
 import sys
 
 # mallopt parameter numbers, from glibc's <malloc.h>.
