@@ -41,11 +41,12 @@ class Lion(keras.optimizers.Optimizer):
             callable.
         beta_2: decay rate of the momentum ``m``; in [0, 1]. Same forms as
             ``beta_1``.
-        weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema,
-        ema_momentum, ema_overwrite_frequency, loss_scale_factor,
-        gradient_accumulation_steps, name: as for every Keras optimizer,
-            validated at construction (see ``lionr.optimizer_lion``);
-            ``name=None`` lets Keras name it.
+        weight_decay: as for every Keras optimizer, and so are
+            ``clipnorm``, ``clipvalue``, ``global_clipnorm``, ``use_ema``,
+            ``ema_momentum``, ``ema_overwrite_frequency``,
+            ``loss_scale_factor``, ``gradient_accumulation_steps`` and
+            ``name``; all validated at construction (see
+            ``lionr.optimizer_lion``); ``name=None`` lets Keras name it.
         momentum_dtype: how the momentum is stored: ``"float32"`` (default),
             ``"bfloat16"`` or ``"int8"`` (block-quantized); see
             ``lionr.state``.
