@@ -27,7 +27,7 @@ def optimizer_lion(
 ):
     """Make a Lion optimizer for Keras 3.
 
-    Each step, with gradient ``g`` and momentum ``m`` (zero at first)::
+    Each step, with gradient ``g`` and momentum ``m`` (zero at first):
 
         p <- p - learning_rate * (sign(beta_1 * m + (1 - beta_1) * g)
                                   + weight_decay * p)
