@@ -10,8 +10,9 @@ Debian's Chromium (/usr/bin/chromium) through its chromedriver
 * the title renders (a non-empty ``document.title`` and a visible ``h1``);
 * every code block (``pre``) is displayed with text in it;
 * every image has loaded (``naturalWidth > 0``);
+* nothing is fetched from outside the site (the Resource Timing entries);
 * the console has no error (a SEVERE log entry: a failed request, a
-  script error, something fetched from the network, which has none here).
+  script error).
 
 Screenshots of the getting-started pages (the Python site's and the R
 site's home and articles) go to DIR (default build/screenshots). Nothing is
@@ -51,6 +52,8 @@ return {
               .map(p => p.innerText.trim().slice(0, 40) || '(empty)'),
   img: imgs.length,
   img_bad: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src),
+  remote: performance.getEntriesByType('resource').map(r => r.name)
+              .filter(n => !n.startsWith(location.origin) && !n.startsWith('data:')),
 };
 """
 
@@ -115,6 +118,7 @@ def check_page(driver, base, page):
         problems.append("no visible h1 heading")
     problems += [f"code block not shown: {p!r}" for p in seen["pre_bad"]]
     problems += [f"image not loaded: {src}" for src in seen["img_bad"]]
+    problems += [f"fetched from outside the site: {url}" for url in seen["remote"]]
     problems += [f"console: {e['message']}" for e in driver.get_log("browser")
                  if e["level"] == "SEVERE"]
     return problems, seen
