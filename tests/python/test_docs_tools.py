@@ -73,3 +73,24 @@ def test_broken_links_are_found(tmp_path):
         "index.html: img missing.png (no such file)",
         "page.html: a ../../etc/passwd (outside the site)",
     ]
+
+
+def test_readme_numbers_agree_with_the_step_table():
+    # The "vs keras Lion" column that bench_step.py wrote into step.md, for
+    # lionr's rows run Keras's way at the largest size, is what the README's
+    # generator computes from step.json.
+    import readme_numbers
+
+    step = readme_numbers._load("step.json")
+    size = f"{max(step['sizes']):.0e}"
+    rows = [line.split("|")[1:-1] for line in
+            (readme_numbers.RESULTS / "step.md").read_text().splitlines()
+            if line.startswith("| ")]
+    for backend, how in readme_numbers.KERAS_WAY.items():
+        for retained in (False, True):
+            want_how = how + (", memory retained" if retained else "")
+            cells = [r for r in rows if [c.strip() for c in r[:4]]
+                     == [backend, "lionr.Lion", want_how, size]]
+            assert len(cells) == 1, (backend, want_how)
+            ratio = readme_numbers.step_ratio(step, backend, retained)
+            assert abs(ratio - float(cells[0][7])) < 0.006, (backend, retained, ratio)
