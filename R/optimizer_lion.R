@@ -69,11 +69,16 @@
 #' field `argument` names the argument, whether the save is called as
 #' `save_model()`, `model$save()` or by a checkpoint callback during `fit()`.
 #' `withCallingHandlers(..., lionr_warning = )` sees it and
-#' `suppressWarnings()` silences it; the save goes on in both cases. Prefer
-#' these to an exiting handler such as `tryCatch(..., warning = )`, which
-#' abandons the save halfway (reticulate 1.28 then reports a Python
-#' `RuntimeError` instead of running the handler). The model loads in a new
-#' session and trains on with that value. To save a value
+#' `suppressWarnings()` silences it; the save goes on in both cases. The
+#' warning made an error (by `options(warn = 2)` or a handler that calls
+#' `stop()`) stops the save with an error, and so does an exiting handler
+#' such as `tryCatch(..., warning = )`; Keras has emptied the file by then
+#' (it opens the file before it reads the optimizer's configuration). Prefer
+#' `withCallingHandlers()`: an exiting handler's jump back through Python
+#' is reported as a Python `RuntimeError` by reticulate 1.28, and with
+#' reticulate 1.46 it leaves Python in a state where a later Python error
+#' crashes R. The model loads in a new session and trains on with that
+#' value. To save a value
 #' that changes, use a schedule from `keras$optimizers$schedules`.
 #'
 #' @param learning_rate The learning rate: a number >= 0, a Keras
