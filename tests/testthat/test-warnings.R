@@ -58,3 +58,25 @@ test_that("an uncaught `lionr_warning` is printed by R as a warning", {
   expect_match(out[at + 1L], "^`learning_rate` holds an R function, .* holds 0.01,", info = info)
   expect_false(any(grepl("FrozenHyperparameterWarning", out)), info = info)
 })
+
+test_that("keras3: save_model() and callback_model_checkpoint() signal the `lionr_warning`", {
+  skip_if_not_installed("keras3")
+  skip_if_no_python()
+  out <- run_rscript(c(
+    "suppressPackageStartupMessages({library(keras3); library(lionr)})",
+    "x <- matrix(seq(-1, 1, length.out = 48), 16, 3)",
+    "y <- x %*% c(1, -2, 0.5)",
+    "model <- keras_model_sequential(input_shape = 3) |> layer_dense(1)",
+    "model |> compile(loss = 'mse', optimizer = optimizer_lion(beta_1 = function() 0.85))",
+    "arguments <- character()",
+    "keep <- function(w) { arguments <<- c(arguments, w$argument); invokeRestart('muffleWarning') }",
+    "withCallingHandlers(save_model(model, tempfile(fileext = '.keras')), lionr_warning = keep)",
+    "checkpoint <- callback_model_checkpoint(tempfile(fileext = '.keras'))",
+    "withCallingHandlers(fit(model, x, y, epochs = 2, verbose = 0, callbacks = list(checkpoint)),",
+    "                    lionr_warning = keep)",
+    "cat('caught:', arguments, '\\n')"
+  ))
+  info <- paste(out, collapse = "\n")
+  expect_true("caught: beta_1 beta_1 beta_1 " %in% out, info = info)
+  expect_false(any(grepl("holds an R function", out)), info = info)
+})
