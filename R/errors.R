@@ -213,3 +213,23 @@ r_names <- function(names, last = " and ") {
   if (n <= 1L || last != " and ") return(paste(quoted, collapse = ", "))
   paste0(paste(quoted[-n], collapse = ", "), " and ", quoted[[n]])
 }
+
+# --------------------------------------------------------------------------
+# Warnings from Python
+# --------------------------------------------------------------------------
+
+# lionr's warnings (a `lionr.notices.LionrWarning`, such as the one saying
+# that an R function was saved as its value) as R warnings of class
+# `lionr_warning`, carrying the Python warning's fields (`argument`, ...)
+# and its class as `python_type`. Python calls this, through
+# `lionr.notices.route()`, when it would print the warning; whatever R does
+# with the condition (a calling handler, suppressWarnings(), options(warn))
+# happens there and then.
+signal_lionr_warning <- function(kind, message, fields) {
+  condition <- structure(
+    class = c("lionr_warning", "warning", "condition"),
+    c(list(message = message, call = NULL), fields, list(python_type = kind))
+  )
+  warning(condition)
+  invisible(NULL)
+}

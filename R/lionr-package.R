@@ -13,10 +13,11 @@
 #' optimizer loads (`keras3::load_model()`, `keras$models$load_model()`) in
 #' any R session where lionr is loaded. lionr needs Python (>= 3.10) with
 #' keras (>= 3) and a Keras backend (jax, tensorflow or torch). With
-#' reticulate >= 1.41 it declares keras and numpy through
-#' `reticulate::py_require()` when it loads (the backend is left to the user
-#' or to keras3); with older reticulate, [install_lionr()] makes such an
-#' environment.
+#' reticulate >= 1.41 it declares `"keras"` (the requirement keras3
+#' declares too, so that loading both, in either order, before or after
+#' Python has started, is silent) through `reticulate::py_require()` when it
+#' loads (the backend is left to the user or to keras3); with older
+#' reticulate, [install_lionr()] makes such an environment.
 #'
 #' Every refusal of an argument is signalled as an R condition of class
 #' `lionr_error` (also `error` and `condition`) whose message names the
@@ -34,15 +35,35 @@
 }
 
 # reticulate >= 1.41 resolves a package's Python needs from py_require()
-# calls made when it loads (keras3 declares its own and a backend). Fetched
-# through the namespace so that older reticulate, which lacks it, is fine.
+# calls made when it loads (keras3 declares its own and a backend). lionr
+# asks for "keras", the very string keras3 asks for (keras pulls in numpy),
+# so that the two never clash: once Python runs in reticulate's own
+# environment, py_require() accepts only requirements already there or
+# whose package is not named there yet, and warns otherwise. For the same
+# reason, nothing is asked once Python runs and keras is named already (by
+# keras3 or by the user, in whatever form). py_require() is looked up in
+# the namespace, so that older reticulate, which lacks it, is fine; a
+# keras older than 3 is reported when Python is first used.
+python_needs <- "keras"
+
 declare_python_needs <- function() {
-  if (numeric_version(getNamespaceVersion("reticulate")) < "1.41") {
+  reticulate <- asNamespace("reticulate")
+  if (!exists("py_require", envir = reticulate, inherits = FALSE)) {
     return(invisible())
   }
-  py_require <- get("py_require", envir = asNamespace("reticulate"))
-  py_require(c("keras>=3", "numpy"))
+  py_require <- get("py_require", envir = reticulate)
+  needs <- python_needs
+  if (reticulate::py_available(initialize = FALSE)) {
+    named <- requirement_names(py_require()$packages)
+    needs <- needs[!requirement_names(needs) %in% named]
+  }
+  if (length(needs)) py_require(needs)
   invisible()
+}
+
+# The package each requirement string names ("keras>=3" -> "keras").
+requirement_names <- function(requirements) {
+  tolower(trimws(sub("[[<>=!~;@ ].*$", "", requirements)))
 }
 
 # A saved model names lionr's optimizer "lionr>Lion", which Keras finds only

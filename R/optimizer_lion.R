@@ -64,9 +64,21 @@
 #' optimizer holds one as `learning_rate`, `beta_1` or `beta_2`, the saved
 #' model holds in its place the value the function returns at save time
 #' (as a constant Python callable, `lionr.hyper.Constant`), and saving says
-#' so in a warning naming the argument (Python's
-#' `lionr.FrozenHyperparameterWarning`, printed on the console). The model
-#' loads in a new session and trains on with that value. To save a value
+#' so in an R warning of class `lionr_warning` (also `warning` and
+#' `condition`; from Python's `lionr.FrozenHyperparameterWarning`) whose
+#' field `argument` names the argument, whether the save is called as
+#' `save_model()`, `model$save()` or by a checkpoint callback during `fit()`.
+#' `withCallingHandlers(..., lionr_warning = )` sees it and
+#' `suppressWarnings()` silences it; the save goes on in both cases. The
+#' warning made an error (by `options(warn = 2)` or a handler that calls
+#' `stop()`) stops the save with an error, and so does an exiting handler
+#' such as `tryCatch(..., warning = )`; Keras has emptied the file by then
+#' (it opens the file before it reads the optimizer's configuration). Prefer
+#' `withCallingHandlers()`: an exiting handler's jump back through Python
+#' is reported as a Python `RuntimeError` by reticulate 1.28, and with
+#' reticulate 1.46 it leaves Python in a state where a later Python error
+#' crashes R. The model loads in a new session and trains on with that
+#' value. To save a value
 #' that changes, use a schedule from `keras$optimizers$schedules`.
 #'
 #' @param learning_rate The learning rate: a number >= 0, a Keras
@@ -103,7 +115,11 @@
 #'   `"lion"`, `"lion_1"`, ... in the order they are made.
 #' @param ... Further arguments of the Python optimizer, each named, passed
 #'   on as they are. Today there are two: `momentum_dtype`, the storage of
-#'   the momentum, `"float32"` (default), `"bfloat16"` or `"int8"`; and
+#'   the momentum: `"float32"` (default; the momentum is stored in the
+#'   weight's dtype, so in bfloat16 under a bfloat16 policy), `"bfloat16"`,
+#'   or `"int8"` (blocks of 256 8-bit codes with a float32 scale each; a
+#'   tensor of fewer than 4096 elements, such as a bias, keeps its momentum
+#'   as `"float32"` does, in float32 for a float32 weight); and
 #'   `weight_rounding`, how a new value of a 16-bit float weight (such as
 #'   `bfloat16`) is rounded, `"nearest"` (default, as Keras), `"kahan"`
 #'   (the rounding error kept in a buffer of the weight's dtype and added

@@ -118,6 +118,7 @@ python_module <- function() {
       )
     }
   )
+  module$notices$route(signal_lionr_warning)
   .state$module <- module
   module
 }

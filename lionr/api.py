@@ -77,7 +77,12 @@ def optimizer_lion(
             mean gradient once every this many steps. A whole-number float
             such as ``2.0`` counts as ``2``.
         **kwargs: further named arguments for ``lionr.Lion``; today
-            ``momentum_dtype`` (``"float32"``, ``"bfloat16"`` or ``"int8"``)
+            ``momentum_dtype``, how the momentum is stored: ``"float32"``
+            (default; stored in the weight's dtype, so bfloat16 under a
+            bfloat16 policy), ``"bfloat16"``, or ``"int8"`` (blocks of 256
+            8-bit codes with a float32 scale each; a tensor of fewer than
+            4096 elements, such as a bias, keeps its momentum as
+            ``"float32"`` does, in float32 for a float32 weight);
             and ``weight_rounding``, how a new value of a 16-bit float weight
             is rounded: ``"nearest"`` (default, as Keras), ``"kahan"`` (the
             rounding error kept in a buffer of the weight's dtype and added
@@ -102,7 +107,9 @@ def optimizer_lion(
         cannot rebuild when loading (a local function or closure, an R
         function, a callable object without a config) is saved as the value
         it returns at save time (``lionr.hyper.Constant``), with a
-        ``lionr.FrozenHyperparameterWarning`` naming the argument. Schedules,
+        ``lionr.FrozenHyperparameterWarning`` naming the argument (also in
+        its field ``argument``; lionr's R package signals it as an R
+        warning of class ``lionr_warning``). Schedules,
         tensors and registered functions are saved as they are; a lambda is
         saved as bytecode and loads with ``safe_mode=False``.
     """

@@ -28,7 +28,8 @@ function passed by reticulate, a callable object without a config) cannot
 be rebuilt in another process, so the saved model holds ``Constant(v)``
 instead, a callable returning ``v``, the float it returned at save time
 (a callable still, so that the optimizer keeps the same variables), and a
-``FrozenHyperparameterWarning`` names the argument.
+``FrozenHyperparameterWarning`` names the argument (in its text and in its
+field ``argument``).
 """
 
 import contextlib
@@ -42,12 +43,14 @@ from keras.saving import deserialize_keras_object
 from keras.saving import serialize_keras_object
 
 from lionr import checks
+from lionr.notices import LionrWarning
 
 NAMES = tuple(checks.VALUE_RANGES)  # the hyperparameters resolved here
 
 
-class FrozenHyperparameterWarning(UserWarning):
-    """A callable hyperparameter was saved as its current value."""
+class FrozenHyperparameterWarning(LionrWarning):
+    """A callable hyperparameter was saved as its current value; the field
+    ``argument`` names the hyperparameter."""
 
 
 # Shown at every save, not only the first time from a given line.
@@ -165,13 +168,15 @@ def frozen(fn, name):
             f"({type(error).__name__}: {error})."
         ) from error
     warnings.warn(
-        f"`{name}` holds {described(fn)}, which cannot be saved so that it "
-        f"loads back; the saved model holds {value!r}, the value it returns "
-        f"now, in its place (as lionr's Constant({value!r})). To save a value "
-        "that changes, use a "
-        "keras.optimizers.schedules.LearningRateSchedule or a function "
-        "registered with keras.saving.register_keras_serializable().",
-        FrozenHyperparameterWarning,
+        FrozenHyperparameterWarning(
+            f"`{name}` holds {described(fn)}, which cannot be saved so that "
+            f"it loads back; the saved model holds {value!r}, the value it "
+            f"returns now, in its place (as lionr's Constant({value!r})). To "
+            "save a value that changes, use a "
+            "keras.optimizers.schedules.LearningRateSchedule or a function "
+            "registered with keras.saving.register_keras_serializable().",
+            argument=name,
+        ),
         stacklevel=2,
     )
     return Constant(value)

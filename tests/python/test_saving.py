@@ -217,6 +217,8 @@ def test_unloadable_callable_saves_its_value_with_a_warning(case, tmp_path):
     texts = {str(w.message) for w in caught
              if issubclass(w.category, lionr.FrozenHyperparameterWarning)}
     assert texts and all(f"`{arg}`" in t and repr(value) in t for t in texts)
+    assert all(w.message.fields == {"argument": arg} for w in caught
+               if issubclass(w.category, lionr.FrozenHyperparameterWarning))
     held = (loaded.optimizer._learning_rate if arg == "learning_rate"
             else getattr(loaded.optimizer, arg))
     assert isinstance(held, lionr.hyper.Constant) and held() == value

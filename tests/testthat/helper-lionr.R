@@ -41,3 +41,15 @@ run_rscript <- function(code, env = character(), timeout = 300) {
                            stdout = TRUE, stderr = TRUE, env = env,
                            timeout = timeout))
 }
+
+# The start of a script for run_rscript() that saves or loads models:
+# lionr, keras through reticulate, data made on the Python side (reticulate
+# before 1.41 cannot hand R arrays to NumPy 2).
+saving_prelude <- c(
+  "suppressPackageStartupMessages(library(lionr))",
+  "keras <- reticulate::import('keras')",
+  "np <- reticulate::import('numpy', convert = FALSE)",
+  "x <- np$reshape(np$linspace(-1, 1, 48L, dtype = 'float32'), c(16L, 3L))",
+  "y <- np$reshape(np$linspace(1, -1, 16L, dtype = 'float32'), c(16L, 1L))",
+  "steps <- function(m) reticulate::import_builtins()$int(m$optimizer$iterations)"
+)
