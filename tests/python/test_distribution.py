@@ -121,14 +121,20 @@ def test_same_weights_as_one_device(runs, layout, momentum_dtype):
 @pytest.mark.parametrize("layout", ["data", "model"])
 def test_momentum_follows_parameter_sharding(runs, layout, momentum_dtype):
     """Every momentum store is sharded over "model" exactly where its
-    parameter is; float32/bfloat16 stores have the parameter's very spec."""
+    parameter is, and over "batch" too (``state_sharding="sharded"``, the
+    default) where a dimension whole in the parameter divides and, for
+    int8, the blocks stay the same."""
     run = runs[f"{layout}/{momentum_dtype}"]
     for name, spec in run["param_specs"].items():
         stores = run["slot_specs"][name]
-        if momentum_dtype != "int8" or len(stores) == 1:
-            assert stores == [spec], name
-        else:  # int8 codes and scales: one leading axis per sharded axis
-            assert all(("model" in s) == ("model" in spec) for s in stores)
+        assert all(("model" in s) == ("model" in spec) for s in stores)
+        assert "batch" not in spec
+        cut = {"data": True, "model": name != "d1/bias"}[layout]
+        if momentum_dtype == "int8" and name == "d1/kernel":
+            # (64, 128) over 4 "model" shards of 16 rows: cutting each
+            # piece's columns over "batch" would change its blocks
+            cut = layout == "data"
+        assert all(("batch" in s) == cut for s in stores), (name, stores)
     sharded = [s for s in run["param_specs"].values() if "model" in s]
     assert len(sharded) == (3 if layout == "model" else 0)
 
@@ -146,12 +152,16 @@ def _expected_state_bytes(param_bytes, momentum_dtype, quantized):
 @pytest.mark.parametrize("layout", ["single", "data", "model"])
 def test_state_bytes_per_device(runs, layout, momentum_dtype):
     """Each device holds its own shard's state: 4, 2 or 1 + 4/256 bytes per
-    parameter value it holds (d1's kernel is the one quantized tensor)."""
+    parameter value it holds (d1's kernel is the one quantized tensor),
+    divided by the "batch" devices where the state is cut over them."""
     run = runs[f"{layout}/{momentum_dtype}"]
+    share = {"single": 1, "data": 8, "model": 2}[layout]  # "batch" devices
     for name, held in run["param_bytes"].items():
         expected = _expected_state_bytes(
             held, momentum_dtype, name == "d1/kernel"
         )
+        if any("batch" in s for s in run["slot_specs"][name]):
+            expected //= share
         assert run["slot_bytes"][name] == expected, name
     if layout == "model" and momentum_dtype == "int8":
         # 64 x 128 kernel over 4 "model" shards: 1.016 / 4 B per parameter.
@@ -230,4 +240,7 @@ def test_kahan_compensation_follows_parameter_sharding(runs, layout):
     run = runs[f"{layout}/kahan"]
     assert set(run["error_specs"]) == set(run["param_specs"])
     for path, spec in run["param_specs"].items():
-        assert run["error_specs"][path] == spec, path
+        # with the float32 momentum's layout: the parameter's, cut over
+        # "batch" too where the momentum is
+        assert run["error_specs"][path] == run["slot_specs"][path][0], path
+        assert ("model" in run["error_specs"][path]) == ("model" in spec)
