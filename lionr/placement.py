@@ -44,8 +44,10 @@ class Placement:
         self.state = self.param
         self.data_axis = None
         self.spread = False
-        if mode != "sharded":
-            return
+        if mode != "sharded" or not isinstance(
+            self.param, (keras.distribution.TensorLayout, type(None))
+        ):
+            return  # a backend sharding given by hand is left as it is
         found = _data_axis()
         if found is None:
             return
