@@ -162,7 +162,10 @@ def blocks():
     model = keras.Sequential(
         [keras.Input((64,)), keras.layers.Dense(512, name="wide", use_bias=False)]
     )
-    optimizer = lionr.optimizer_lion(momentum_dtype="int8")
+    # The parameter's own layout: each "model" device's 64 x 128 values.
+    optimizer = lionr.optimizer_lion(
+        momentum_dtype="int8", state_sharding="replicated"
+    )
     optimizer.build(model.trainable_variables)
     slot = optimizer._slots[0]
     m = np.random.default_rng(1).normal(size=(64, 512)).astype("float32")

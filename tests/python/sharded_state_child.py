@@ -21,6 +21,7 @@ per process; used by ``test_state_sharding.py``.
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -112,8 +113,8 @@ def momenta(model):
 
     optimizer = model.optimizer
     return {
-        v.path.split("/", 1)[1]: np.asarray(ops.convert_to_numpy(
-            ops.cast(s.read(), "float32"))).tolist()
+        re.sub(r"^sequential(_\d+)?/", "", v.path): ops.convert_to_numpy(
+            ops.cast(s.read(), "float32")).tolist()
         for v, s in zip(model.trainable_variables, optimizer._slots)
     }
 
