@@ -59,7 +59,9 @@ def _free_port():
 @pytest.fixture(scope="module")
 def two_processes(tmp_path_factory):
     """The same report from 2 processes x 4 CPU devices (gloo over
-    loopback); both are killed if either fails or the time runs out."""
+    loopback); both are killed if either fails or the time runs out. Each
+    process saves its data/int8 model (``saved`` in the report: the
+    folder)."""
     port = _free_port()
     logs = tmp_path_factory.mktemp("processes")
     procs, files = [], []
@@ -71,7 +73,8 @@ def two_processes(tmp_path_factory):
             procs.append(
                 subprocess.Popen(
                     [sys.executable, str(SCRIPT), "--processes", "2",
-                     "--process-id", str(i), "--port", str(port)],
+                     "--process-id", str(i), "--port", str(port),
+                     "--save", str(logs)],
                     env=_env(4), stdout=out, stderr=err, text=True,
                 )
             )
@@ -80,7 +83,7 @@ def two_processes(tmp_path_factory):
             f.seek(0)
         texts = [f.read() for f in files]
         assert codes == [0, 0], texts[1][-3000:] + texts[3][-3000:]
-        return _report(texts[0])
+        return dict(_report(texts[0]), saved=str(logs))
     finally:
         for p in procs:
             if p.poll() is None:
@@ -244,3 +247,24 @@ def test_kahan_compensation_follows_parameter_sharding(runs, layout):
         # "batch" too where the momentum is
         assert run["error_specs"][path] == run["slot_specs"][path][0], path
         assert ("model" in run["error_specs"][path]) == ("model" in spec)
+
+
+def test_state_sharded_over_two_processes_saves_and_loads_on_one(two_processes):
+    """int8 momentum cut over the 8 devices of 2 processes: the file process
+    0 saved loads here, on one device, with the momentum it had."""
+    import keras
+
+    import lionr  # noqa: F401  (registers Lion)
+
+    run = two_processes["data/int8"]
+    assert all("batch" in s for s in run["slot_specs"]["d1/kernel"])
+    model = keras.saving.load_model(Path(two_processes["saved"]) / "p0.keras")
+    optimizer = model.optimizer
+    for variable, slot in zip(model.trainable_variables, optimizer._slots):
+        path = variable.path  # "d1/kernel" as loaded
+        if path not in run["momenta"]:
+            path = path.split("/", 1)[1]
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(slot.read()),
+            np.array(run["momenta"][path], "float32"),
+        )
