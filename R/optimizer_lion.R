@@ -114,7 +114,7 @@
 #'   of its variables. Default `"lion"`. With `NULL`, Keras names it
 #'   `"lion"`, `"lion_1"`, ... in the order they are made.
 #' @param ... Further arguments of the Python optimizer, each named, passed
-#'   on as they are. Today there are two: `momentum_dtype`, the storage of
+#'   on as they are. Today there are three: `momentum_dtype`, the storage of
 #'   the momentum: `"float32"` (default; the momentum is stored in the
 #'   weight's dtype, so in bfloat16 under a bfloat16 policy), `"bfloat16"`,
 #'   or `"int8"` (blocks of 256 8-bit codes with a float32 scale each; a
@@ -124,8 +124,13 @@
 #'   `bfloat16`) is rounded, `"nearest"` (default, as Keras), `"kahan"`
 #'   (the rounding error kept in a buffer of the weight's dtype and added
 #'   back at the next step) or `"stochastic"` (rounded up or down at random,
-#'   unbiased); float32 weights are not affected. An unnamed or unknown
-#'   argument is refused.
+#'   unbiased); float32 weights are not affected; and `state_sharding`,
+#'   under a Keras distribution whose data (batch) axis has several devices,
+#'   `"sharded"` (default: the state of each parameter replicated over that
+#'   axis is cut across its devices, and the update exchanged as 2-bit
+#'   signs) or `"replicated"` (whole on every device, as Keras does); the
+#'   results are the same either way. An unnamed or unknown argument is
+#'   refused.
 #' @param loss_scale_factor `NULL` or a number > 0: the loss is multiplied
 #'   by it before the gradients are computed, and the gradients divided by
 #'   it before they are used, which keeps small gradients from underflowing

@@ -88,7 +88,13 @@ def optimizer_lion(
             rounding error kept in a buffer of the weight's dtype and added
             back at the next step) or ``"stochastic"`` (rounded up or down at
             random, unbiased; bfloat16 weights). Float32 weights are not
-            affected. Any other name is refused.
+            affected. And ``state_sharding``: under a ``keras.distribution``
+            whose data (batch) axis has several devices, ``"sharded"``
+            (default) cuts the state of each parameter replicated over that
+            axis across its devices (each holds about 1/N of it) and
+            exchanges the update as 2-bit signs; ``"replicated"`` keeps it
+            whole on every device, as Keras does. Results are the same
+            either way. Any other name is refused.
 
     Returns:
         A ``lionr.Lion``, a ``keras.optimizers.Optimizer``.

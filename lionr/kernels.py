@@ -82,7 +82,10 @@ def after_parameter(m_new, variable):
         return m_new
     if math.prod(variable.shape) == 0:
         return m_new
-    first = ops.reshape(ops.convert_to_tensor(variable), (-1,))[0]
+    # Indexed, not flattened: flattening a parameter cut along a later
+    # axis (keras.distribution) would make XLA gather all of it.
+    value = ops.convert_to_tensor(variable)
+    first = value[(0,) * len(value.shape)]
     never = ops.greater(first, math.inf)
     return ops.subtract(m_new, ops.cast(never, m_new.dtype))
 

@@ -18,9 +18,12 @@ import keras
 from keras import ops
 from keras.optimizers.schedules import LearningRateSchedule
 
+from lionr import checkpoint
 from lionr import checks
+from lionr import exchange
 from lionr import hyper
 from lionr import kernels
+from lionr import placement
 from lionr import rounding
 from lionr import state
 
@@ -53,6 +56,11 @@ class Lion(keras.optimizers.Optimizer):
         weight_rounding: how a new value of a 16-bit float weight is
             rounded: ``"nearest"`` (default, as Keras), ``"kahan"``
             (compensated) or ``"stochastic"``; see ``lionr.rounding``.
+        state_sharding: under a ``keras.distribution`` with a data axis of
+            several devices, ``"sharded"`` (default) cuts the state of a
+            parameter replicated over that axis across it, and the update
+            is exchanged as 2-bit signs; ``"replicated"`` keeps the
+            parameter's layout, as Keras does. See ``lionr.placement``.
     """
 
     def __init__(
@@ -72,9 +80,12 @@ class Lion(keras.optimizers.Optimizer):
         name="lion",
         momentum_dtype="float32",
         weight_rounding="nearest",
+        state_sharding="sharded",
         **kwargs,
     ):
-        checks.no_unknown(kwargs, ["momentum_dtype", "weight_rounding"])
+        checks.no_unknown(
+            kwargs, ["momentum_dtype", "weight_rounding", "state_sharding"]
+        )
         positive = dict(low=0, low_open=True, optional=True)
         clips = {
             "clipnorm": checks.number("clipnorm", clipnorm, **positive),
@@ -111,6 +122,9 @@ class Lion(keras.optimizers.Optimizer):
         self.weight_rounding = checks.choice(
             "weight_rounding", weight_rounding, rounding.WEIGHT_ROUNDINGS
         )
+        self.state_sharding = checks.choice(
+            "state_sharding", state_sharding, placement.STATE_SHARDINGS
+        )
         # Callables and schedules are evaluated and checked now; one that
         # cannot be evaluated yet (it may refer to this optimizer) is
         # evaluated when the optimizer is built, still before any step.
@@ -141,14 +155,22 @@ class Lion(keras.optimizers.Optimizer):
         super().build(var_list)
         skip = self._overwrite_variable_with_gradient
         rounded = [rounding.rounds(v, self.weight_rounding) for v in var_list]
+        self._placements = [
+            placement.Placement(
+                v, self.state_sharding,
+                state.block_of(v, self.momentum_dtype),
+            )
+            for v in var_list
+        ]
+        layouts = [p.state for p in self._placements]
         self._slots = [
             None
             if skip(v)
-            else state.make_slot(self, v, self.momentum_dtype, r)
-            for v, r in zip(var_list, rounded)
+            else state.make_slot(self, v, self.momentum_dtype, r, lay)
+            for v, r, lay in zip(var_list, rounded, layouts)
         ]
         self._rounders = rounding.make_stores(
-            self, var_list, self.weight_rounding, skip
+            self, var_list, self.weight_rounding, skip, layouts
         )
 
     def _rounder(self, variable):
@@ -201,24 +223,33 @@ class Lion(keras.optimizers.Optimizer):
         """One Lion step for one variable (the rule in the module docstring).
 
         The step is computed in the weight's dtype, or in float32 for a weight
-        under a ``lionr.rounding`` store, which then writes the weight.
+        under a ``lionr.rounding`` store, which then writes the weight. Where
+        the state is cut over the data axis beyond the parameter
+        (``lionr.placement``), the step is computed on each device's piece;
+        the sign is then exchanged in 2 bits (``lionr.exchange``), or, under
+        a rounding store, the new 16-bit weight values are gathered.
         """
         rounder = self._rounder(variable)
         dtype = variable.dtype if rounder is None else "float32"
         lr = ops.cast(learning_rate, dtype)
         gradient = ops.cast(gradient, dtype)
         beta_1, beta_2 = (ops.cast(b, dtype) for b in self._betas_now)
-        slot = self._slots[self._get_variable_index(variable)]
+        index = self._get_variable_index(variable)
+        slot = self._slots[index]
+        place = self._placements[index]
         m = slot.read()
-        c = ops.add(
-            ops.multiply(m, beta_1), ops.multiply(gradient, 1.0 - beta_1)
+        c = place.on_state(
+            ops.add(ops.multiply(m, beta_1), ops.multiply(gradient, 1.0 - beta_1))
         )
-        step = ops.multiply(lr, ops.sign(c))
-        if rounder is None:
-            self.assign_sub(variable, step)
+        if rounder is None and place.spread:
+            exchange.apply_update(self, variable, ops.sign(c), lr, place)
+        elif rounder is None:
+            self.assign_sub(variable, ops.multiply(lr, ops.sign(c)))
         else:
+            step = ops.multiply(lr, ops.sign(c))
             rounding.lion_step(
-                rounder, self, variable, step, self._decay_of(variable, lr)
+                rounder, self, variable, step, self._decay_of(variable, lr),
+                place,
             )
         m_new = ops.add(
             ops.multiply(m, beta_2), ops.multiply(gradient, 1.0 - beta_2)
@@ -252,8 +283,18 @@ class Lion(keras.optimizers.Optimizer):
             beta_2=hyper.to_config(self.beta_2, "beta_2"),
             momentum_dtype=self.momentum_dtype,
             weight_rounding=self.weight_rounding,
+            state_sharding=self.state_sharding,
         )
         return config
+
+    def save_own_variables(self, store):
+        """Every variable as its whole array, and for int8 momentum the
+        grouping its blocks were written under (``lionr.checkpoint``)."""
+        checkpoint.save(self, store)
+
+    def load_own_variables(self, store):
+        """Load a file saved under any device count and layout."""
+        checkpoint.load(self, store)
 
     @classmethod
     def from_config(cls, config, custom_objects=None):

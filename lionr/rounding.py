@@ -82,13 +82,13 @@ def round_stochastic(x, seed):
 class Kahan:
     """The compensation buffer ``e`` of one weight (weight's dtype)."""
 
-    def __init__(self, optimizer, variable):
+    def __init__(self, optimizer, variable, layout=None):
         self.dtype = variable.dtype
         self.error = optimizer.add_variable(
             shape=variable.shape,
             dtype=variable.dtype,
             name=state.slot_name(variable, "rounding_error"),
-            layout=getattr(variable, "_layout", None),
+            layout=layout or getattr(variable, "_layout", None),
         )
 
     def read(self, variable):
@@ -97,10 +97,10 @@ class Kahan:
             ops.cast(variable, "float32"), ops.cast(self.error, "float32")
         )
 
-    def write(self, optimizer, variable, w):
-        p = round_nearest(w, self.dtype)
+    def write(self, optimizer, variable, w, place=None):
+        p = _held(place, round_nearest(w, self.dtype))
         e = round_nearest(ops.subtract(w, ops.cast(p, "float32")), self.dtype)
-        optimizer.assign(variable, p)
+        optimizer.assign(variable, _gathered(place, p))
         optimizer.assign(self.error, e)
 
 
@@ -119,8 +119,9 @@ class Stochastic:
     def read(self, variable):
         return ops.cast(variable, "float32")
 
-    def write(self, optimizer, variable, w):
-        optimizer.assign(variable, round_stochastic(w, self.seed))
+    def write(self, optimizer, variable, w, place=None):
+        p = _held(place, round_stochastic(w, self.seed))
+        optimizer.assign(variable, _gathered(place, p))
 
 
 def make_seed(optimizer):
@@ -131,25 +132,52 @@ def make_seed(optimizer):
     return seed
 
 
-def make_stores(optimizer, variables, mode, skip):
+def make_stores(optimizer, variables, mode, skip, layouts=None):
     """One store per variable (None where ``mode`` changes nothing or
-    ``skip(variable)``): ``Kahan`` or ``Stochastic``."""
+    ``skip(variable)``): ``Kahan`` or ``Stochastic``. ``layouts``: the
+    state's layout per variable (default: each parameter's)."""
     wanted = [rounds(v, mode) and not skip(v) for v in variables]
+    layouts = layouts or [None] * len(variables)
     if mode == "kahan":
-        return [Kahan(optimizer, v) if w else None for v, w in zip(variables, wanted)]
+        return [
+            Kahan(optimizer, v, lay) if w else None
+            for v, w, lay in zip(variables, wanted, layouts)
+        ]
     if mode == "stochastic" and any(wanted):
         seed = make_seed(optimizer)
         return [Stochastic(v, seed) if w else None for v, w in zip(variables, wanted)]
     return [None for _ in variables]
 
 
-def lion_step(store, optimizer, variable, step, decay):
+def lion_step(store, optimizer, variable, step, decay, place=None):
     """``w' = (w - w*decay) - step`` in float32, rounded by ``store``.
 
     ``step``: ``lr * sign(c)`` in float32; ``decay``: ``wd * lr`` as a
-    float32 scalar, or None.
+    float32 scalar, or None. ``place``: the ``lionr.placement.Placement``
+    of ``variable``; where its state is cut beyond the parameter, ``w'`` is
+    computed and rounded on each device's piece and the new 16-bit values
+    are gathered (16 bits per parameter).
     """
     w = store.read(variable)
     if decay is not None:
         w = ops.subtract(w, ops.multiply(w, decay))
-    store.write(optimizer, variable, ops.subtract(w, step))
+    w = _held(place, ops.subtract(w, step))
+    store.write(optimizer, variable, w, place)
+
+
+def _held(place, x):
+    """``x`` laid out like the state where ``place`` spreads it."""
+    return place.on_state(x) if place is not None else x
+
+
+def _gathered(place, x):
+    """16-bit ``x`` laid out like the parameter again, gathered as its
+    16-bit patterns: gathered as floats, XLA would move the rounding cast
+    past the gather and move float32 values."""
+    if place is None or not place.spread:
+        return x
+    import jax
+
+    pairs = jax.lax.bitcast_convert_type(x, "uint8")
+    pairs = place.gather_bytes(pairs)
+    return jax.lax.bitcast_convert_type(pairs, x.dtype)

@@ -17,8 +17,16 @@ With no sharded axis (one device, or a replicated parameter) the codes are
 ``(blocks, BLOCK)``, the blocks of the whole flattened tensor. When only
 leading axes are sharded and each local tensor holds whole blocks, the
 blocks are the same as on one device, and so are the results.
+
+The layout is the state's (``lionr.placement``): with ``state_sharding=
+"sharded"`` it cuts a dimension over the data axis too, and the blocks are
+then those of each device's piece of the state. A grouping is fixed by the
+shard count of every dimension (``per_axis``), which is what a saved file
+records (``lionr.checkpoint``); ``ShardedBlocks.of_counts`` rebuilds it
+without a mesh.
 """
 
+import functools
 import math
 
 import keras
@@ -33,22 +41,35 @@ class ShardedBlocks:
     outside a distribution.
     """
 
-    def __init__(self, shape, layout, block):
+    def __init__(self, shape, layout, block, _axes=None):
         self.shape = tuple(shape)
         self.block = block
-        self.mesh, self.axes = _mesh_axes(layout, len(self.shape))
+        if _axes is None:
+            self.mesh, self.axes = _mesh_axes(layout, len(self.shape))
+            size = functools.partial(_axis_size, self.mesh)
+        else:  # of_counts: (name, count) per dimension, no mesh
+            self.mesh = None
+            self.axes = tuple(n for n, _ in _axes)
+            size = dict(_axes).get
         self.sharded = [i for i, n in enumerate(self.axes) if n is not None]
-        self.counts = tuple(
-            _axis_size(self.mesh, self.axes[i]) for i in self.sharded
-        )
+        self.counts = tuple(size(self.axes[i]) for i in self.sharded)
         self.names = tuple(self.axes[i] for i in self.sharded)
         self.local = tuple(
-            d // _axis_size(self.mesh, n) if n is not None else d
+            d // size(n) if n is not None else d
             for d, n in zip(self.shape, self.axes)
         )
+        self.per_axis = tuple(d // n for d, n in zip(self.shape, self.local))
         self.local_size = math.prod(self.local)
         self.blocks = -(-self.local_size // block)
         self.pad = self.blocks * block - self.local_size
+
+    @classmethod
+    def of_counts(cls, shape, per_axis, block):
+        """The grouping with ``per_axis[i]`` shards along dimension ``i``."""
+        axes = tuple(
+            (f"axis{i}" if c > 1 else None, c) for i, c in enumerate(per_axis)
+        )
+        return cls(shape, None, block, _axes=axes)
 
     def stored_shape(self, width):
         """Shape of the stored array with ``width`` values per block."""
@@ -61,15 +82,16 @@ class ShardedBlocks:
         axes = self.names + (None, None)
         return keras.distribution.TensorLayout(axes, self.mesh)
 
-    def group(self, m):
+    def group(self, m, xp=ops):
         """``m`` (the parameter's shape) as ``counts + (local_size,)``:
-        each device's local tensor, flattened."""
+        each device's local tensor, flattened. ``xp``: ``keras.ops`` or
+        ``numpy``."""
         if not self.sharded:
-            return ops.reshape(m, (-1,))
+            return xp.reshape(m, (-1,))
         split = []
         for i, (d, n) in enumerate(zip(self.shape, self.axes)):
             split.extend([d // self.local[i], self.local[i]] if n else [d])
-        m = ops.reshape(m, split)
+        m = xp.reshape(m, split)
         outer, inner, at = [], [], 0
         for n in self.axes:
             if n:
@@ -77,24 +99,24 @@ class ShardedBlocks:
                 at += 1
             inner.append(at)
             at += 1
-        m = ops.transpose(m, outer + inner)
-        return ops.reshape(m, self.counts + (self.local_size,))
+        m = xp.transpose(m, outer + inner)
+        return xp.reshape(m, self.counts + (self.local_size,))
 
-    def ungroup(self, m):
+    def ungroup(self, m, xp=ops):
         """Inverse of ``group``."""
         if not self.sharded:
-            return ops.reshape(m, self.shape)
+            return xp.reshape(m, self.shape)
         k = len(self.counts)
         local = [self.local[i] for i in range(len(self.shape))]
-        m = ops.reshape(m, self.counts + tuple(local))
+        m = xp.reshape(m, self.counts + tuple(local))
         perm, outer = [], 0
         for i, n in enumerate(self.axes):
             if n:
                 perm.append(outer)
                 outer += 1
             perm.append(k + i)
-        m = ops.transpose(m, perm)
-        return ops.reshape(m, self.shape)
+        m = xp.transpose(m, perm)
+        return xp.reshape(m, self.shape)
 
 
 def _mesh_axes(layout, rank):

@@ -41,13 +41,15 @@ class Plain:
     """Momentum stored as is (``float32``) or cast (``bfloat16``), read in
     ``compute_dtype`` (default: the parameter's dtype)."""
 
-    def __init__(self, optimizer, variable, dtype=None, compute_dtype=None):
+    def __init__(
+        self, optimizer, variable, dtype=None, compute_dtype=None, layout=None
+    ):
         self.compute_dtype = compute_dtype or variable.dtype
         self.slot = optimizer.add_variable(
             shape=variable.shape,
             dtype=dtype or variable.dtype,
             name=slot_name(variable, "momentum"),
-            layout=getattr(variable, "_layout", None),
+            layout=layout or getattr(variable, "_layout", None),
         )
         self.cast = self.slot.dtype != self.compute_dtype
 
@@ -62,16 +64,17 @@ class Plain:
 class Blockwise:
     """Momentum stored as int8 blocks with one float32 scale per block.
 
-    Under a ``keras.distribution`` the blocks follow the parameter's shards
-    (see ``lionr.shards``); otherwise they are ``BLOCK`` consecutive values
-    of the flattened tensor.
+    Under a ``keras.distribution`` the blocks follow the shards of the
+    state's ``layout`` (default: the parameter's; see ``lionr.shards`` and
+    ``lionr.placement``); otherwise they are ``BLOCK`` consecutive values of
+    the flattened tensor.
     """
 
-    def __init__(self, optimizer, variable, compute_dtype=None):
+    def __init__(self, optimizer, variable, compute_dtype=None, layout=None):
         self.shape = tuple(variable.shape)
         self.compute_dtype = compute_dtype or variable.dtype
         self.grouping = shards.ShardedBlocks(
-            self.shape, getattr(variable, "_layout", None), BLOCK
+            self.shape, layout or getattr(variable, "_layout", None), BLOCK
         )
         layout = self.grouping.layout()
         self.codes = optimizer.add_variable(
@@ -138,16 +141,28 @@ def _code_factor(scale):
     return ops.minimum(LEVELS**2 / scale, FLOAT32_MAX)
 
 
-def make_slot(optimizer, variable, momentum_dtype, in_float32=False):
+def block_of(variable, momentum_dtype):
+    """The block length of ``variable``'s momentum, or None unless it is
+    stored in int8 blocks."""
+    quantized = momentum_dtype == "int8" and (
+        math.prod(variable.shape) >= MIN_QUANTIZED
+    )
+    return BLOCK if quantized else None
+
+
+def make_slot(
+    optimizer, variable, momentum_dtype, in_float32=False, layout=None
+):
     """The momentum store of ``variable`` for ``momentum_dtype``.
 
     ``in_float32``: the step computes in float32 whatever the parameter's
     dtype (a 16-bit weight under ``lionr.rounding``); the momentum is then
     read in float32 (``"float32"``: stored in the parameter's dtype).
+    ``layout``: the state's layout (default: the parameter's).
     """
     compute = "float32" if in_float32 else None
     if momentum_dtype == "bfloat16":
-        return Plain(optimizer, variable, "bfloat16", compute)
-    if momentum_dtype == "int8" and math.prod(variable.shape) >= MIN_QUANTIZED:
-        return Blockwise(optimizer, variable, compute)
-    return Plain(optimizer, variable, None, compute)
+        return Plain(optimizer, variable, "bfloat16", compute, layout)
+    if block_of(variable, momentum_dtype):
+        return Blockwise(optimizer, variable, compute, layout)
+    return Plain(optimizer, variable, None, compute, layout)

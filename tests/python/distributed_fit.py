@@ -7,7 +7,9 @@ joined over loopback with gloo collectives. Used by ``test_distribution.py``
 and ``test_multiprocess.py``. Process 0 prints one JSON object: for each
 layout ("single" in one process only, "data", "model") and momentum dtype,
 the final weights, every optimizer variable's sharding spec next to its
-parameter's and the bytes each holds on one device; and under "blocks",
+parameter's and the bytes each holds on one device (with ``--save DIR``, the data/int8
+model is saved to ``DIR/p<process id>.keras`` by every process, and its
+momentum reported); and under "blocks",
 an int8 momentum written through a parameter sharded along its last axis,
 with the codes and scales every device keeps. In one process it also
 reports a bfloat16 model with each ``weight_rounding`` other than
@@ -94,7 +96,7 @@ def slot_variables(slot):
     return [s for s in stores if s is not None]
 
 
-def run(layout, momentum_dtype, rounding="nearest"):
+def run(layout, momentum_dtype, rounding="nearest", save=None):
     import keras
 
     import lionr
@@ -136,6 +138,12 @@ def run(layout, momentum_dtype, rounding="nearest"):
         stores = slot_variables(slot)
         out["slot_specs"][name[id(variable)]] = [spec(s) for s in stores]
         out["slot_bytes"][name[id(variable)]] = sum(map(device_bytes, stores))
+    if save is not None:  # every process saves (each gathers the state)
+        model.save(save)
+        out["momenta"] = {
+            name[id(v)]: gather(slot.read()).astype("float32").tolist()
+            for v, slot in zip(variables, optimizer._slots)
+        }
     keras.distribution.set_distribution(None)
     return out
 
@@ -162,7 +170,10 @@ def blocks():
     model = keras.Sequential(
         [keras.Input((64,)), keras.layers.Dense(512, name="wide", use_bias=False)]
     )
-    optimizer = lionr.optimizer_lion(momentum_dtype="int8")
+    # The parameter's own layout: each "model" device's 64 x 128 values.
+    optimizer = lionr.optimizer_lion(
+        momentum_dtype="int8", state_sharding="replicated"
+    )
     optimizer.build(model.trainable_variables)
     slot = optimizer._slots[0]
     m = np.random.default_rng(1).normal(size=(64, 512)).astype("float32")
@@ -190,10 +201,17 @@ def main():
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--process-id", type=int, default=0)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--save", help="folder: save the data/int8 model")
     args = parser.parse_args()
     connect(args)
     layouts = LAYOUTS if args.processes == 1 else LAYOUTS[1:]
-    out = {f"{lay}/{d}": run(lay, d) for d in args.dtypes for lay in layouts}
+    out = {}
+    for d in args.dtypes:
+        for lay in layouts:
+            save = None
+            if args.save and (lay, d) == ("data", "int8"):
+                save = os.path.join(args.save, f"p{args.process_id}.keras")
+            out[f"{lay}/{d}"] = run(lay, d, save=save)
     if args.processes == 1:
         for r in ROUNDINGS:
             out.update({f"{lay}/{r}": run(lay, "float32", r) for lay in layouts})

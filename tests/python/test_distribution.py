@@ -59,7 +59,9 @@ def _free_port():
 @pytest.fixture(scope="module")
 def two_processes(tmp_path_factory):
     """The same report from 2 processes x 4 CPU devices (gloo over
-    loopback); both are killed if either fails or the time runs out."""
+    loopback); both are killed if either fails or the time runs out. Each
+    process saves its data/int8 model (``saved`` in the report: the
+    folder)."""
     port = _free_port()
     logs = tmp_path_factory.mktemp("processes")
     procs, files = [], []
@@ -71,7 +73,8 @@ def two_processes(tmp_path_factory):
             procs.append(
                 subprocess.Popen(
                     [sys.executable, str(SCRIPT), "--processes", "2",
-                     "--process-id", str(i), "--port", str(port)],
+                     "--process-id", str(i), "--port", str(port),
+                     "--save", str(logs)],
                     env=_env(4), stdout=out, stderr=err, text=True,
                 )
             )
@@ -80,7 +83,7 @@ def two_processes(tmp_path_factory):
             f.seek(0)
         texts = [f.read() for f in files]
         assert codes == [0, 0], texts[1][-3000:] + texts[3][-3000:]
-        return _report(texts[0])
+        return dict(_report(texts[0]), saved=str(logs))
     finally:
         for p in procs:
             if p.poll() is None:
@@ -121,14 +124,20 @@ def test_same_weights_as_one_device(runs, layout, momentum_dtype):
 @pytest.mark.parametrize("layout", ["data", "model"])
 def test_momentum_follows_parameter_sharding(runs, layout, momentum_dtype):
     """Every momentum store is sharded over "model" exactly where its
-    parameter is; float32/bfloat16 stores have the parameter's very spec."""
+    parameter is, and over "batch" too (``state_sharding="sharded"``, the
+    default) where a dimension whole in the parameter divides and, for
+    int8, the blocks stay the same."""
     run = runs[f"{layout}/{momentum_dtype}"]
     for name, spec in run["param_specs"].items():
         stores = run["slot_specs"][name]
-        if momentum_dtype != "int8" or len(stores) == 1:
-            assert stores == [spec], name
-        else:  # int8 codes and scales: one leading axis per sharded axis
-            assert all(("model" in s) == ("model" in spec) for s in stores)
+        assert all(("model" in s) == ("model" in spec) for s in stores)
+        assert "batch" not in spec
+        cut = {"data": True, "model": name != "d1/bias"}[layout]
+        if momentum_dtype == "int8" and name == "d1/kernel":
+            # (64, 128) over 4 "model" shards of 16 rows: cutting each
+            # piece's columns over "batch" would change its blocks
+            cut = layout == "data"
+        assert all(("batch" in s) == cut for s in stores), (name, stores)
     sharded = [s for s in run["param_specs"].values() if "model" in s]
     assert len(sharded) == (3 if layout == "model" else 0)
 
@@ -146,12 +155,16 @@ def _expected_state_bytes(param_bytes, momentum_dtype, quantized):
 @pytest.mark.parametrize("layout", ["single", "data", "model"])
 def test_state_bytes_per_device(runs, layout, momentum_dtype):
     """Each device holds its own shard's state: 4, 2 or 1 + 4/256 bytes per
-    parameter value it holds (d1's kernel is the one quantized tensor)."""
+    parameter value it holds (d1's kernel is the one quantized tensor),
+    divided by the "batch" devices where the state is cut over them."""
     run = runs[f"{layout}/{momentum_dtype}"]
+    share = {"single": 1, "data": 8, "model": 2}[layout]  # "batch" devices
     for name, held in run["param_bytes"].items():
         expected = _expected_state_bytes(
             held, momentum_dtype, name == "d1/kernel"
         )
+        if any("batch" in s for s in run["slot_specs"][name]):
+            expected //= share
         assert run["slot_bytes"][name] == expected, name
     if layout == "model" and momentum_dtype == "int8":
         # 64 x 128 kernel over 4 "model" shards: 1.016 / 4 B per parameter.
@@ -230,4 +243,28 @@ def test_kahan_compensation_follows_parameter_sharding(runs, layout):
     run = runs[f"{layout}/kahan"]
     assert set(run["error_specs"]) == set(run["param_specs"])
     for path, spec in run["param_specs"].items():
-        assert run["error_specs"][path] == spec, path
+        # with the float32 momentum's layout: the parameter's, cut over
+        # "batch" too where the momentum is
+        assert run["error_specs"][path] == run["slot_specs"][path][0], path
+        assert ("model" in run["error_specs"][path]) == ("model" in spec)
+
+
+def test_state_sharded_over_two_processes_saves_and_loads_on_one(two_processes):
+    """int8 momentum cut over the 8 devices of 2 processes: the file process
+    0 saved loads here, on one device, with the momentum it had."""
+    import keras
+
+    import lionr  # noqa: F401  (registers Lion)
+
+    run = two_processes["data/int8"]
+    assert all("batch" in s for s in run["slot_specs"]["d1/kernel"])
+    model = keras.saving.load_model(Path(two_processes["saved"]) / "p0.keras")
+    optimizer = model.optimizer
+    for variable, slot in zip(model.trainable_variables, optimizer._slots):
+        path = variable.path  # "d1/kernel" as loaded
+        if path not in run["momenta"]:
+            path = path.split("/", 1)[1]
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(slot.read()),
+            np.array(run["momenta"][path], "float32"),
+        )

@@ -102,6 +102,8 @@ REFUSED = [
     (dict(momentum_dtype="float16"), V,
      ["momentum_dtype", "'float16'", "'float32'", "'bfloat16'", "'int8'"]),
     (dict(momentum_dtype=None), V, ["momentum_dtype", "None", "'float32'"]),
+    (dict(state_sharding="zero1"), V,
+     ["state_sharding", "'zero1'", "'sharded'", "'replicated'"]),
 ]
 
 
@@ -208,7 +210,7 @@ def test_name_none_is_named_by_keras():
          [1.0, 2.0], [], checks.ONLY_ONE,
          ["clipnorm", "clipvalue", "global_clipnorm"]),
         (dict(beta3=0.5), ["beta3"], [0.5], [], checks.UNKNOWN,
-         ["momentum_dtype", "weight_rounding"]),
+         ["momentum_dtype", "weight_rounding", "state_sharding"]),
         (dict(momentum_dtype="fp8"), ["momentum_dtype"], ["fp8"], ["option"],
          None, []),
     ],
