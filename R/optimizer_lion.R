@@ -102,13 +102,16 @@
 #'   of its variables. Default `"lion"`. With `NULL`, Keras names it
 #'   `"lion"`, `"lion_1"`, ... in the order they are made.
 #' @param ... Further arguments of the Python optimizer, each named, passed
-#'   on as they are. Today there are two: `momentum_dtype`, the storage of
-#'   the momentum, `"float32"` (default), `"bfloat16"` or `"int8"`; and
+#'   on as they are. Today there are three: `momentum_dtype`, the storage
+#'   of the momentum, `"float32"` (default), `"bfloat16"` or `"int8"`;
 #'   `weight_rounding`, how a new value of a 16-bit float weight (such as
 #'   `bfloat16`) is rounded, `"nearest"` (default, as Keras), `"kahan"`
 #'   (the rounding error kept in a buffer of the weight's dtype and added
 #'   back at the next step) or `"stochastic"` (rounded up or down at random,
-#'   unbiased); float32 weights are not affected. An unnamed or unknown
+#'   unbiased), float32 weights not affected; and `cautious`, `TRUE` or
+#'   `FALSE` (default): keep only the coordinates of the update whose sign
+#'   agrees with the gradient's, scaled by the tensor's size over the
+#'   number kept (no move where none agrees). An unnamed or unknown
 #'   argument is refused.
 #' @param loss_scale_factor `NULL` or a number > 0: the loss is multiplied
 #'   by it before the gradients are computed, and the gradients divided by

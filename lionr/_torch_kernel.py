@@ -26,15 +26,19 @@ arithmetic as the blocked step, and gives the same bits.
 Each element goes through the operations of Keras's own torch Lion (and
 Keras's torch weight decay ``p *= 1 - wd*lr``), in the same order and
 precision; splitting a tensor at multiples of ``CHUNK`` (itself a multiple
-of every SIMD width) changes no rounding. ``Lion`` hands this kernel betas
-already in the parameters' dtype, so ``1 - beta`` is rounded as on jax and
-tensorflow: the parameters are then bit-identical to
-``keras.optimizers.Lion`` on torch, and the momentum, where Keras's torch
-Lion takes ``1 - beta`` in double precision, is a few ulp from it and
-closer to the float64 rule.
+of every SIMD width) changes no rounding. ``c`` and the momentum are
+computed in float32 for every parameter dtype, with the betas as float32
+(``1 - beta`` rounded as on jax and tensorflow): for float32 parameters
+they are then bit-identical to ``keras.optimizers.Lion`` on torch, and
+the momentum, where Keras's torch Lion takes ``1 - beta`` in double
+precision, is a few ulp from it and closer to the float64 rule.
 
-A momentum stored in bfloat16 is widened into a scratch copy in the
-parameters' dtype for the step and rounded back (to nearest, as a cast
+With ``cautious`` (``lionr.cautious``) the scale is one number per tensor,
+so every tensor is one piece and all pieces one group, as on an
+accelerator.
+
+A momentum stored in a 16-bit dtype is widened into a float32 scratch copy
+for the step and rounded back (to nearest, as a cast
 does) after it. A momentum stored as int8 blocks (float32 parameters only)
 is decoded into the same scratch, a piece at a time, and encoded again
 after the step, to the bits of ``lionr.state.Blockwise`` (the same
@@ -51,6 +55,7 @@ import torch
 from keras.src.backend.common.stateless_scope import in_stateless_scope
 from keras.src.backend.common.variables import get_autocast_scope
 
+from lionr import cautious
 from lionr import state
 
 # A group's p, g, m and c take 8 MiB in float32: within the last-level
@@ -62,10 +67,11 @@ GROUP = 1 << 19  # elements per cache-resident group
 WHOLE = (sys.maxsize, sys.maxsize)  # (chunk, group): no cut at all
 
 
-def _cut(device):
+def _cut(device, whole=False):
     """``(chunk, group)`` for tensors on ``device``: cache-sized pieces and
-    groups on the CPU; whole tensors in a single group elsewhere."""
-    if device.type == "cpu":
+    groups on the CPU; whole tensors in a single group elsewhere, or when
+    ``whole``."""
+    if device.type == "cpu" and not whole:
         return CHUNK, GROUP
     return WHOLE
 
@@ -79,15 +85,15 @@ def _scalar(x):
 
 
 def _rate(b, like):
-    """``(b, 1 - b)`` for a beta: ``b`` as a 0-d tensor of ``like``'s dtype
-    and device, ``1 - b`` as a Python float computed in that dtype (as
+    """``(b, 1 - b)`` for a beta: ``b`` as a float32 0-d tensor on
+    ``like``'s device, ``1 - b`` as a Python float computed in float32 (as
     ``Lion.update_step`` computes it).
 
     The multi-tensor ``mul_`` takes ``b`` as a tensor: on CPU it is several
     times faster than with a Python number, for the same float32 product.
     """
     b = getattr(b, "value", b)
-    b = torch.as_tensor(b, dtype=like.dtype, device=like.device)
+    b = torch.as_tensor(b, dtype=torch.float32, device=like.device)
     return b, float((1 - b).item())
 
 
@@ -107,7 +113,7 @@ class _Group:
     """One cache-resident group of pieces, and the views the step works on.
 
     ``ps``: pieces of the parameters; ``work``: the momenta as the step
-    computes with them, in the parameters' dtype: the stored momentum
+    computes with them, in float32: the stored momentum
     itself, or a view of the scratch ``m_buf``, filled before the step and
     written back after it (``load``, ``store``) from bfloat16 pieces
     (``stored``, staged in ``staged``) or from int8 ``blocks``; ``cs``:
@@ -134,7 +140,7 @@ class _Group:
                 rows = x.codes.shape[0]
                 self.blocks.append((x.codes, x.scales, scratch.view(rows, -1)))
                 self.work.append(scratch[:n])
-            elif x.m.dtype != x.p.dtype:
+            elif x.m.dtype != torch.float32:
                 self.stored.append(x.m)
                 self.staged.append(scratch)
                 self.work.append(scratch)
@@ -192,7 +198,7 @@ class _Piece:
         whole blocks for int8, the piece for another dtype, else none."""
         if self.codes is not None:
             return self.codes.numel()
-        return self.p.numel() if self.m.dtype != self.p.dtype else 0
+        return self.p.numel() if self.m.dtype != torch.float32 else 0
 
 
 def _slot_variables(slot):
@@ -232,7 +238,8 @@ class _Plan:
         slots = [optimizer._slots[index(v)] for v in variables]
         self.slot_vars = [x for s in slots for x in _slot_variables(s)]
         self.ps = ps
-        self.chunk, group = _cut(ps[0].device)
+        self.cautious = optimizer.cautious
+        self.chunk, group = _cut(ps[0].device, whole=self.cautious)
         self.ms = _tensors(self.slot_vars)
         pieces, at = [], 0
         for v, p, slot in zip(variables, ps, slots):
@@ -255,7 +262,7 @@ class _Plan:
         widest = max(sum(max(x.p.numel(), x.staged()) for x in c) for c in cut)
         staged = max(sum(x.staged() for x in c) for c in cut)
         c_buf, m_buf = _scratch(
-            optimizer, ps[0].dtype, ps[0].device, widest, staged
+            optimizer, torch.float32, ps[0].device, widest, staged
         )
         self.groups = [_Group(c, c_buf, m_buf) for c in cut]
 
@@ -266,11 +273,11 @@ class _Plan:
         )
 
     def grad_pieces(self, grads):
-        """The gradients cut like the parameters, in the parameters' dtype."""
+        """The gradients cut like the parameters, in float32."""
         out = []
-        for g, p in zip(grads, self.ps):
-            if g.dtype != p.dtype:
-                g = g.to(p.dtype)
+        for g in grads:
+            if g.dtype != torch.float32:
+                g = g.to(torch.float32)
             out.extend(_pieces(g, self.chunk))
         return out
 
@@ -366,6 +373,8 @@ def apply(optimizer, grads, variables, learning_rate, betas, decay=None):
         torch._foreach_mul_(cs, b1)
         torch._foreach_add_(cs, gs, alpha=one_b1)
         torch._foreach_sign_(cs)
+        if plan.cautious:
+            cautious.foreach_(cs, gs)
         torch._foreach_add_(group.ps, cs, alpha=-lr)
         torch._foreach_mul_(ms, b2)
         torch._foreach_add_(ms, gs, alpha=one_b2)

@@ -35,7 +35,8 @@ def optimizer_lion(
 
     Lion's update has unit size per coordinate, so its learning rate is
     usually 3-10 times smaller than AdamW's and its weight decay 3-10 times
-    larger.
+    larger. The momentum is computed in float32 with the betas as given,
+    whatever the weights' dtype.
 
     Args:
         learning_rate: number >= 0, a
@@ -77,13 +78,17 @@ def optimizer_lion(
             mean gradient once every this many steps. A whole-number float
             such as ``2.0`` counts as ``2``.
         **kwargs: further named arguments for ``lionr.Lion``; today
-            ``momentum_dtype`` (``"float32"``, ``"bfloat16"`` or ``"int8"``)
-            and ``weight_rounding``, how a new value of a 16-bit float weight
+            ``momentum_dtype`` (``"float32"``, ``"bfloat16"`` or ``"int8"``);
+            ``weight_rounding``, how a new value of a 16-bit float weight
             is rounded: ``"nearest"`` (default, as Keras), ``"kahan"`` (the
             rounding error kept in a buffer of the weight's dtype and added
             back at the next step) or ``"stochastic"`` (rounded up or down at
-            random, unbiased; bfloat16 weights). Float32 weights are not
-            affected. Any other name is refused.
+            random, unbiased; bfloat16 weights), float32 weights not
+            affected; and ``cautious`` (``True`` or ``False``, default
+            ``False``): keep only the coordinates of the update whose sign
+            agrees with the gradient's and scale them by ``n / kept`` per
+            tensor (no move where none agrees; see ``lionr.cautious``).
+            Any other name is refused.
 
     Returns:
         A ``lionr.Lion``, a ``keras.optimizers.Optimizer``.

@@ -18,6 +18,7 @@ import keras
 from keras import ops
 from keras.optimizers.schedules import LearningRateSchedule
 
+from lionr import cautious as cautious_rule
 from lionr import checks
 from lionr import hyper
 from lionr import kernels
@@ -52,6 +53,13 @@ class Lion(keras.optimizers.Optimizer):
         weight_rounding: how a new value of a 16-bit float weight is
             rounded: ``"nearest"`` (default, as Keras), ``"kahan"``
             (compensated) or ``"stochastic"``; see ``lionr.rounding``.
+        cautious: ``True`` to keep only the coordinates of the update whose
+            sign agrees with the gradient's, rescaled per tensor (see
+            ``lionr.cautious``); default ``False``.
+
+    The momentum arithmetic runs in float32 with the betas as given, for
+    every weight dtype; a weight under ``"nearest"`` takes ``lr * sign(c)``
+    in its own dtype.
     """
 
     def __init__(
@@ -71,9 +79,12 @@ class Lion(keras.optimizers.Optimizer):
         name="lion",
         momentum_dtype="float32",
         weight_rounding="nearest",
+        cautious=False,
         **kwargs,
     ):
-        checks.no_unknown(kwargs, ["momentum_dtype", "weight_rounding"])
+        checks.no_unknown(
+            kwargs, ["momentum_dtype", "weight_rounding", "cautious"]
+        )
         positive = dict(low=0, low_open=True, optional=True)
         clips = {
             "clipnorm": checks.number("clipnorm", clipnorm, **positive),
@@ -110,6 +121,7 @@ class Lion(keras.optimizers.Optimizer):
         self.weight_rounding = checks.choice(
             "weight_rounding", weight_rounding, rounding.WEIGHT_ROUNDINGS
         )
+        self.cautious = checks.boolean("cautious", cautious)
         # Callables and schedules are evaluated and checked now; one that
         # cannot be evaluated yet (it may refer to this optimizer) is
         # evaluated when the optimizer is built, still before any step.
@@ -139,12 +151,10 @@ class Lion(keras.optimizers.Optimizer):
             hyper.first_check(name, self._given(name))
         super().build(var_list)
         skip = self._overwrite_variable_with_gradient
-        rounded = [rounding.rounds(v, self.weight_rounding) for v in var_list]
+        # The momentum is read in float32 for every weight dtype.
         self._slots = [
-            None
-            if skip(v)
-            else state.make_slot(self, v, self.momentum_dtype, r)
-            for v, r in zip(var_list, rounded)
+            None if skip(v) else state.make_slot(self, v, self.momentum_dtype, True)
+            for v in var_list
         ]
         self._rounders = rounding.make_stores(
             self, var_list, self.weight_rounding, skip
@@ -199,26 +209,31 @@ class Lion(keras.optimizers.Optimizer):
     def update_step(self, gradient, variable, learning_rate):
         """One Lion step for one variable (the rule in the module docstring).
 
-        The step is computed in the weight's dtype, or in float32 for a weight
-        under a ``lionr.rounding`` store, which then writes the weight.
+        ``c`` and the momentum are computed in float32 with the betas as
+        given. The step ``lr * sign(c)`` (times the cautious scale) is taken
+        in the weight's dtype, or in float32 for a weight under a
+        ``lionr.rounding`` store, which then writes the weight.
         """
         rounder = self._rounder(variable)
         dtype = variable.dtype if rounder is None else "float32"
-        lr = ops.cast(learning_rate, dtype)
-        gradient = ops.cast(gradient, dtype)
-        beta_1, beta_2 = (ops.cast(b, dtype) for b in self._betas_now)
+        gradient = ops.cast(gradient, "float32")
+        beta_1, beta_2 = (ops.cast(b, "float32") for b in self._betas_now)
         slot = self._slots[self._get_variable_index(variable)]
         m = slot.read()
         c = ops.add(
             ops.multiply(m, beta_1), ops.multiply(gradient, 1.0 - beta_1)
         )
-        step = ops.multiply(lr, ops.sign(c))
+        u = ops.sign(c)
+        lr = ops.cast(learning_rate, "float32")
+        if self.cautious:
+            u, scale = cautious_rule.mask(u, gradient)
+            lr = ops.multiply(lr, scale)
+        step = ops.multiply(ops.cast(lr, dtype), ops.cast(u, dtype))
         if rounder is None:
             self.assign_sub(variable, step)
         else:
-            rounding.lion_step(
-                rounder, self, variable, step, self._decay_of(variable, lr)
-            )
+            decay = self._decay_of(variable, ops.cast(learning_rate, dtype))
+            rounding.lion_step(rounder, self, variable, step, decay)
         m_new = ops.add(
             ops.multiply(m, beta_2), ops.multiply(gradient, 1.0 - beta_2)
         )
@@ -251,6 +266,7 @@ class Lion(keras.optimizers.Optimizer):
             beta_2=hyper.to_config(self.beta_2, "beta_2"),
             momentum_dtype=self.momentum_dtype,
             weight_rounding=self.weight_rounding,
+            cautious=self.cautious,
         )
         return config
 
