@@ -67,11 +67,10 @@ GROUP = 1 << 19  # elements per cache-resident group
 WHOLE = (sys.maxsize, sys.maxsize)  # (chunk, group): no cut at all
 
 
-def _cut(device, whole=False):
+def _cut(device):
     """``(chunk, group)`` for tensors on ``device``: cache-sized pieces and
-    groups on the CPU; whole tensors in a single group elsewhere, or when
-    ``whole``."""
-    if device.type == "cpu" and not whole:
+    groups on the CPU; whole tensors in a single group elsewhere."""
+    if device.type == "cpu":
         return CHUNK, GROUP
     return WHOLE
 
@@ -239,7 +238,8 @@ class _Plan:
         self.slot_vars = [x for s in slots for x in _slot_variables(s)]
         self.ps = ps
         self.cautious = optimizer.cautious
-        self.chunk, group = _cut(ps[0].device, whole=self.cautious)
+        # A cautious scale needs the whole tensor: no cut.
+        self.chunk, group = WHOLE if self.cautious else _cut(ps[0].device)
         self.ms = _tensors(self.slot_vars)
         pieces, at = [], 0
         for v, p, slot in zip(variables, ps, slots):

@@ -180,3 +180,17 @@ def test_the_reference_tells_cautious_from_plain():
     plain, _ = reference.step(p, m, g, LR, B1, B2)
     cautious, _ = reference.cautious_step(p, m, g, LR, B1, B2)
     assert np.count_nonzero(np.abs(plain - cautious) > LR / 10) > 50
+
+
+def test_a_tensor_larger_than_a_torch_piece_takes_one_scale():
+    """More than 2**19 elements (the fused torch step's piece on the CPU):
+    one scale for the whole tensor."""
+    shape = ((1 << 19) + 3000,)
+    v = keras.Variable(normal(0, shape), name="w")
+    opt = lion(cautious=True)
+    g1, g2 = normal(1, shape), normal(2, shape)
+    opt.apply([tensor(g1)], [v])
+    p, m = numpy_of(v), momentum_of(opt, v)
+    opt.apply([tensor(g2)], [v])
+    p_ref, _ = reference.cautious_step(p, m, g2, LR, B1, B2)
+    np.testing.assert_allclose(numpy_of(v), p_ref, rtol=2e-6, atol=1e-7)
