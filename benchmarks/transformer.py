@@ -34,8 +34,14 @@ One setting is an experiment only: cautious weight decay (arXiv
 the weight agree in sign, written here as a subclass (float32 weights,
 compiled path); lionr keeps it only if it helps.
 
-Usage: nice python benchmarks/transformer.py [--quick] [--out DIR]
-Writes transformer.{md,json,png} (default: benchmarks/results/).
+A separate run (``--bf16``) trains bfloat16 weights (``"kahan"``
+rounding) with the betas as given against the betas rounded to bfloat16,
+as lionr used them on such weights before, to see whether that rounding
+matters.
+
+Usage: nice python benchmarks/transformer.py [--quick] [--bf16] [--out DIR]
+Writes transformer.{md,json,png} (``--bf16``: transformer_bf16.*;
+default folder: benchmarks/results/).
 """
 
 import argparse
@@ -109,6 +115,13 @@ def batches(train, cfg, batch, seed=1234):
 
 
 def make_model(vocab, cfg):
+    if cfg.get("dtype", "float32") != "float32":
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(cfg["dtype"])
+        try:
+            return make_model(vocab, dict(cfg, dtype="float32"))
+        finally:
+            keras.config.set_dtype_policy(previous)
     seq, width, heads = cfg["seq"], cfg["width"], cfg["heads"]
     tokens = keras.Input((seq,), dtype="int32")
     x = keras.layers.Embedding(vocab, width)(tokens)
@@ -201,6 +214,28 @@ SMALL_BATCH_SETTINGS = ("AdamW", "Lion", "Lion cautious")
 QUICK_SETTINGS = ("AdamW", "Lion cautious")
 
 
+def bf16_settings(quick):
+    """bfloat16 weights (``"kahan"``): the betas as given against the betas
+    rounded to bfloat16, as lionr used them on such weights before (and
+    Keras's Lion does on jax and tensorflow), at one learning rate."""
+    grid = [3e-3] if quick else [1e-3]
+
+    def lion(b1, b2):
+        return lambda lr: lionr.optimizer_lion(
+            learning_rate=lr, beta_1=b1, beta_2=b2, weight_decay=LION_WD,
+            cautious=True, weight_rounding="kahan",
+        )
+
+    return {
+        "Lion cautious, bf16 weights, betas 0.9/0.99 as given": (
+            lion(0.9, 0.99), grid
+        ),
+        "Lion cautious, bf16 weights, betas rounded to 0.8984375/0.98828125": (
+            lion(0.8984375, 0.98828125), grid
+        ),
+    }
+
+
 def lr_at(step, peak, cfg):
     """Linear warm-up to ``peak``, then cosine decay to zero."""
     if step < cfg["warmup"]:
@@ -227,7 +262,7 @@ class Trainer:
 
         def loss_of(trainable, x, y):
             logits, _ = model.stateless_call(trainable, nontrain, x)
-            return loss_fn(y, logits)
+            return loss_fn(y, ops.cast(logits, "float32"))
 
         def train_step(trainable, opt_vars, x, y):
             loss, grads = jax.value_and_grad(loss_of)(trainable, x, y)
@@ -327,7 +362,7 @@ def sweep(names, setups, vocab, cfg, batch, data, val, log):
 def table(results, cfg):
     lines = []
     for batch, rows in results.items():
-        base = rows["AdamW"]["mean"]
+        base = rows["AdamW"]["mean"] if "AdamW" in rows else None
         lines += [
             f"Batch {batch} x {cfg['seq']} characters, {cfg['steps']} steps "
             f"({cfg['seeds']} seeds):",
@@ -338,10 +373,11 @@ def table(results, cfg):
         ]
         for name, r in rows.items():
             grid = ", ".join(r["grid"])
+            ratio = f"{r['mean'] / base:.3f}x" if base else "-"
             lines.append(
                 f"| {name} | {r['best_lr']:g} ({grid}) | {r['mean']:.4f} "
                 f"[{min(r['final']):.4f}, {max(r['final']):.4f}] "
-                f"| {r['mean'] / base:.3f}x | {r['state_bytes_per_param']:.2f} "
+                f"| {ratio} | {r['state_bytes_per_param']:.2f} "
                 f"| {r['step_ms']:.0f} |"
             )
         lines.append("")
@@ -383,6 +419,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="a tiny model and a few steps (a smoke test)")
+    parser.add_argument("--bf16", action="store_true",
+                        help="only the bfloat16-weight experiment on the "
+                             "betas (writes transformer_bf16.*)")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
     if keras.backend.backend() != "jax":
@@ -396,32 +435,43 @@ def main(argv=None):
 
     train, val_codes, vocab = corpus()
     val = validation(val_codes, cfg)
+    if args.bf16:
+        cfg.update(dtype="bfloat16", widen=0)
+        setups = bf16_settings(args.quick)
+        plan = [(cfg["batch"], list(setups))]
+        stem = "transformer_bf16"
+    else:
+        small = QUICK_SETTINGS if args.quick else SMALL_BATCH_SETTINGS
+        plan = [
+            (cfg["batch"], list(QUICK_SETTINGS if args.quick else setups)),
+            (cfg["small_batch"], list(small)),
+        ]
+        stem = "transformer"
     results = {}
-    for batch, names in (
-        (cfg["batch"], list(QUICK_SETTINGS if args.quick else setups)),
-        (cfg["small_batch"], list(QUICK_SETTINGS if args.quick else SMALL_BATCH_SETTINGS)),
-    ):
+    for batch, names in plan:
         data = batches(train, cfg, batch)
         results[batch] = sweep(names, setups, vocab, cfg, batch, data, val, log)
     args.out.mkdir(parents=True, exist_ok=True)
     md = table(results, cfg)
     source = "/".join(("torch",) + TEXT)
+    flags = " --quick" if args.quick else ""
+    flags += " --bf16" if args.bf16 else ""
     md = (
         f"Character-level causal transformer ({cfg['layers']} layers, width "
-        f"{cfg['width']}, {cfg['heads']} heads, {vocab} characters) on "
-        f"`{source}`, jax on CPU; AdamW weight decay {ADAMW_WD}, Lion "
-        f"{LION_WD}; warm-up {cfg['warmup']} steps then cosine to 0. "
-        f"Written by `benchmarks/transformer.py`"
-        f"{' --quick' if args.quick else ''}.\n\n" + md
+        f"{cfg['width']}, {cfg['heads']} heads, {vocab} characters, "
+        f"{cfg.get('dtype', 'float32')} weights) on `{source}`, jax on CPU; "
+        f"AdamW weight decay {ADAMW_WD}, Lion {LION_WD}; warm-up "
+        f"{cfg['warmup']} steps then cosine to 0. Written by "
+        f"`benchmarks/transformer.py{flags}`.\n\n" + md
     )
-    (args.out / "transformer.md").write_text(md)
-    (args.out / "transformer.json").write_text(json.dumps(dict(
+    (args.out / f"{stem}.md").write_text(md)
+    (args.out / f"{stem}.json").write_text(json.dumps(dict(
         quick=args.quick, config=cfg, text=source, vocabulary=vocab,
         adamw_weight_decay=ADAMW_WD, lion_weight_decay=LION_WD,
         seconds=time.time() - started,
         results={str(b): r for b, r in results.items()},
     ), indent=1))
-    plot(results, args.out / "transformer.png")
+    plot(results, args.out / f"{stem}.png")
     print(md)
 
 
