@@ -176,8 +176,8 @@ ADAMW_WD = 0.01
 
 def settings(quick):
     """``{name: (factory(lr), grid of peak learning rates)}``."""
-    lion_grid = [1e-3, 3e-3] if quick else [5e-4, 1e-3, 2e-3]
-    adam_grid = [3e-3, 1e-2] if quick else [3e-3, 6e-3, 1.2e-2]
+    lion_grid = [3e-3] if quick else [5e-4, 1e-3, 2e-3]
+    adam_grid = [1e-2] if quick else [3e-3, 6e-3, 1.2e-2]
 
     def lion(**kw):
         return lambda lr: lionr.optimizer_lion(
