@@ -34,10 +34,11 @@ One setting is an experiment only: cautious weight decay (arXiv
 the weight agree in sign, written here as a subclass (float32 weights,
 compiled path); lionr keeps it only if it helps.
 
-A separate run (``--bf16``) trains bfloat16 weights (``"kahan"``
-rounding) with the betas as given against the betas rounded to bfloat16,
-as lionr used them on such weights before, to see whether that rounding
-matters.
+A separate run (``--bf16``) trains bfloat16 weights (``"nearest"``)
+with lionr (arithmetic in bfloat16, betas rounded to it, as Keras's Lion
+on jax and tensorflow) and with an experiment that keeps the momentum
+arithmetic in float32 with the betas as given, to see whether the
+rounding of the betas matters.
 
 Usage: nice python benchmarks/transformer.py [--quick] [--bf16] [--out DIR]
 Writes transformer.{md,json,png} (``--bf16``: transformer_bf16.*;
@@ -214,24 +215,43 @@ SMALL_BATCH_SETTINGS = ("AdamW", "Lion", "Lion cautious")
 QUICK_SETTINGS = ("AdamW", "Lion cautious")
 
 
-def bf16_settings(quick):
-    """bfloat16 weights (``"kahan"``): the betas as given against the betas
-    rounded to bfloat16, as lionr used them on such weights before (and
-    Keras's Lion does on jax and tensorflow), at one learning rate."""
-    grid = [3e-3] if quick else [1e-3]
+class BetasAsGivenLion(lionr.Lion):
+    """Experiment: on 16-bit weights under ``"nearest"``, ``c`` and the
+    momentum in float32 with the betas as given (lionr, like Keras's Lion
+    on jax and tensorflow, computes them in the weight's dtype, so that
+    ``beta_2 = 0.99`` is 0.98828125 in bfloat16); the step ``lr * sign(c)``
+    in the weight's dtype. Float32 momentum store (kept in the weight's
+    dtype), compiled path."""
 
-    def lion(b1, b2):
-        return lambda lr: lionr.optimizer_lion(
-            learning_rate=lr, beta_1=b1, beta_2=b2, weight_decay=LION_WD,
-            cautious=True, weight_rounding="kahan",
+    def update_step(self, gradient, variable, learning_rate):
+        dtype = variable.dtype
+        b1, b2 = (ops.cast(b, "float32") for b in self._betas_now)
+        store = self._slots[self._get_variable_index(variable)].slot
+        m = ops.cast(store, "float32")
+        g = ops.cast(gradient, "float32")
+        s = ops.sign(m * b1 + g * (1.0 - b1))
+        self.assign_sub(
+            variable, ops.cast(learning_rate, dtype) * ops.cast(s, dtype)
         )
+        self.assign(store, ops.cast(m * b2 + g * (1.0 - b2), store.dtype))
 
+
+def bf16_settings(quick):
+    """bfloat16 weights, rounded to nearest: lionr as it is (bit for bit
+    Keras's Lion on jax) against the betas-as-given experiment, at one
+    learning rate."""
+    grid = [3e-3] if quick else [1e-3]
     return {
-        "Lion cautious, bf16 weights, betas 0.9/0.99 as given": (
-            lion(0.9, 0.99), grid
+        "lionr Lion (= Keras's on jax), bf16 weights: bf16 math, "
+        "betas 0.8984375/0.98828125": (
+            lambda lr: lionr.optimizer_lion(
+                learning_rate=lr, weight_decay=LION_WD
+            ),
+            grid,
         ),
-        "Lion cautious, bf16 weights, betas rounded to 0.8984375/0.98828125": (
-            lion(0.8984375, 0.98828125), grid
+        "experiment, bf16 weights: float32 momentum math, betas as given": (
+            lambda lr: BetasAsGivenLion(learning_rate=lr, weight_decay=LION_WD),
+            grid,
         ),
     }
 

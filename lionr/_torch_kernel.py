@@ -26,19 +26,19 @@ arithmetic as the blocked step, and gives the same bits.
 Each element goes through the operations of Keras's own torch Lion (and
 Keras's torch weight decay ``p *= 1 - wd*lr``), in the same order and
 precision; splitting a tensor at multiples of ``CHUNK`` (itself a multiple
-of every SIMD width) changes no rounding. ``c`` and the momentum are
-computed in float32 for every parameter dtype, with the betas as float32
-(``1 - beta`` rounded as on jax and tensorflow): for float32 parameters
-they are then bit-identical to ``keras.optimizers.Lion`` on torch, and
-the momentum, where Keras's torch Lion takes ``1 - beta`` in double
-precision, is a few ulp from it and closer to the float64 rule.
+of every SIMD width) changes no rounding. ``Lion`` hands this kernel betas
+already in the parameters' dtype, so ``1 - beta`` is rounded as on jax and
+tensorflow: the parameters are then bit-identical to
+``keras.optimizers.Lion`` on torch, and the momentum, where Keras's torch
+Lion takes ``1 - beta`` in double precision, is a few ulp from it and
+closer to the float64 rule.
 
 With ``cautious`` (``lionr.cautious``) the scale is one number per tensor,
 so every tensor is one piece and all pieces one group, as on an
 accelerator.
 
-A momentum stored in a 16-bit dtype is widened into a float32 scratch copy
-for the step and rounded back (to nearest, as a cast
+A momentum stored in bfloat16 is widened into a scratch copy in the
+parameters' dtype for the step and rounded back (to nearest, as a cast
 does) after it. A momentum stored as int8 blocks (float32 parameters only)
 is decoded into the same scratch, a piece at a time, and encoded again
 after the step, to the bits of ``lionr.state.Blockwise`` (the same
@@ -84,15 +84,15 @@ def _scalar(x):
 
 
 def _rate(b, like):
-    """``(b, 1 - b)`` for a beta: ``b`` as a float32 0-d tensor on
-    ``like``'s device, ``1 - b`` as a Python float computed in float32 (as
+    """``(b, 1 - b)`` for a beta: ``b`` as a 0-d tensor of ``like``'s dtype
+    and device, ``1 - b`` as a Python float computed in that dtype (as
     ``Lion.update_step`` computes it).
 
     The multi-tensor ``mul_`` takes ``b`` as a tensor: on CPU it is several
     times faster than with a Python number, for the same float32 product.
     """
     b = getattr(b, "value", b)
-    b = torch.as_tensor(b, dtype=torch.float32, device=like.device)
+    b = torch.as_tensor(b, dtype=like.dtype, device=like.device)
     return b, float((1 - b).item())
 
 
@@ -112,7 +112,7 @@ class _Group:
     """One cache-resident group of pieces, and the views the step works on.
 
     ``ps``: pieces of the parameters; ``work``: the momenta as the step
-    computes with them, in float32: the stored momentum
+    computes with them, in the parameters' dtype: the stored momentum
     itself, or a view of the scratch ``m_buf``, filled before the step and
     written back after it (``load``, ``store``) from bfloat16 pieces
     (``stored``, staged in ``staged``) or from int8 ``blocks``; ``cs``:
@@ -139,7 +139,7 @@ class _Group:
                 rows = x.codes.shape[0]
                 self.blocks.append((x.codes, x.scales, scratch.view(rows, -1)))
                 self.work.append(scratch[:n])
-            elif x.m.dtype != torch.float32:
+            elif x.m.dtype != x.p.dtype:
                 self.stored.append(x.m)
                 self.staged.append(scratch)
                 self.work.append(scratch)
@@ -197,7 +197,7 @@ class _Piece:
         whole blocks for int8, the piece for another dtype, else none."""
         if self.codes is not None:
             return self.codes.numel()
-        return self.p.numel() if self.m.dtype != torch.float32 else 0
+        return self.p.numel() if self.m.dtype != self.p.dtype else 0
 
 
 def _slot_variables(slot):
@@ -262,7 +262,7 @@ class _Plan:
         widest = max(sum(max(x.p.numel(), x.staged()) for x in c) for c in cut)
         staged = max(sum(x.staged() for x in c) for c in cut)
         c_buf, m_buf = _scratch(
-            optimizer, torch.float32, ps[0].device, widest, staged
+            optimizer, ps[0].dtype, ps[0].device, widest, staged
         )
         self.groups = [_Group(c, c_buf, m_buf) for c in cut]
 
@@ -273,11 +273,11 @@ class _Plan:
         )
 
     def grad_pieces(self, grads):
-        """The gradients cut like the parameters, in float32."""
+        """The gradients cut like the parameters, in the parameters' dtype."""
         out = []
-        for g in grads:
-            if g.dtype != torch.float32:
-                g = g.to(torch.float32)
+        for g, p in zip(grads, self.ps):
+            if g.dtype != p.dtype:
+                g = g.to(p.dtype)
             out.extend(_pieces(g, self.chunk))
         return out
 

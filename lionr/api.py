@@ -35,8 +35,7 @@ def optimizer_lion(
 
     Lion's update has unit size per coordinate, so its learning rate is
     usually 3-10 times smaller than AdamW's and its weight decay 3-10 times
-    larger. The momentum is computed in float32 with the betas as given,
-    whatever the weights' dtype.
+    larger.
 
     Args:
         learning_rate: number >= 0, a

@@ -49,14 +49,15 @@ def foreach_(us, gs):
     """``mask`` on lists of torch tensors, in place: each ``u`` in ``us``
     becomes ``scale * t`` (multi-tensor operations, no host round trip).
 
-    ``us``: float32 signs; ``gs``: the gradients, float32, same shapes.
+    ``us``: signs; ``gs``: the gradients, same shapes and dtype; the count
+    and the scale are float32.
     """
     import torch
 
     keep = torch._foreach_mul(us, gs)
     torch._foreach_sign_(keep)
     torch._foreach_clamp_min_(keep, 0.0)  # 1 where kept, else 0
-    kept = torch.stack(torch._foreach_norm(keep, 1))
+    kept = torch.stack(torch._foreach_norm(keep, 1, dtype=torch.float32))
     n = torch.tensor([float(max(1, u.numel())) for u in us], device=kept.device)
     scale = torch.where(kept > 0, n / kept.clamp_min(1.0), 1.0)
     torch._foreach_mul_(us, keep)

@@ -121,8 +121,8 @@ def _torch_groups(optimizer, grads, variables):
 
 def apply_fused(optimizer, grads, variables, learning_rate, betas, decay=None):
     """Update every variable in a fused step and return True, or return False
-    (nothing updated). ``betas`` are used in float32, as ``Lion.update_step``
-    uses them, so ``1 - beta`` is the same on every path and weight dtype.
+    (nothing updated). ``betas`` are cast to each group's parameter dtype, as
+    ``Lion.update_step`` uses them, so ``1 - beta`` is the same on every path.
     """
     if not _TORCH or not variables:
         return False
@@ -131,7 +131,7 @@ def apply_fused(optimizer, grads, variables, learning_rate, betas, decay=None):
     groups = _torch_groups(optimizer, grads, variables)
     if groups is None:
         return False
-    cast = tuple(ops.cast(b, "float32") for b in betas)
     for gs, vs in groups:
+        cast = tuple(ops.cast(b, vs[0].dtype) for b in betas)
         _torch_kernel.apply(optimizer, gs, vs, learning_rate, cast, decay)
     return True

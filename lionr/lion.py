@@ -56,10 +56,6 @@ class Lion(keras.optimizers.Optimizer):
         cautious: ``True`` to keep only the coordinates of the update whose
             sign agrees with the gradient's, rescaled per tensor (see
             ``lionr.cautious``); default ``False``.
-
-    The momentum arithmetic runs in float32 with the betas as given, for
-    every weight dtype; a weight under ``"nearest"`` takes ``lr * sign(c)``
-    in its own dtype.
     """
 
     def __init__(
@@ -151,10 +147,12 @@ class Lion(keras.optimizers.Optimizer):
             hyper.first_check(name, self._given(name))
         super().build(var_list)
         skip = self._overwrite_variable_with_gradient
-        # The momentum is read in float32 for every weight dtype.
+        rounded = [rounding.rounds(v, self.weight_rounding) for v in var_list]
         self._slots = [
-            None if skip(v) else state.make_slot(self, v, self.momentum_dtype, True)
-            for v in var_list
+            None
+            if skip(v)
+            else state.make_slot(self, v, self.momentum_dtype, r)
+            for v, r in zip(var_list, rounded)
         ]
         self._rounders = rounding.make_stores(
             self, var_list, self.weight_rounding, skip
@@ -209,31 +207,35 @@ class Lion(keras.optimizers.Optimizer):
     def update_step(self, gradient, variable, learning_rate):
         """One Lion step for one variable (the rule in the module docstring).
 
-        ``c`` and the momentum are computed in float32 with the betas as
-        given. The step ``lr * sign(c)`` (times the cautious scale) is taken
-        in the weight's dtype, or in float32 for a weight under a
-        ``lionr.rounding`` store, which then writes the weight.
+        The step is computed in the weight's dtype, or in float32 for a weight
+        under a ``lionr.rounding`` store, which then writes the weight. With
+        ``cautious``, ``lr`` times the tensor's scale (``lionr.cautious``,
+        float32) is rounded once into that dtype.
         """
         rounder = self._rounder(variable)
         dtype = variable.dtype if rounder is None else "float32"
-        gradient = ops.cast(gradient, "float32")
-        beta_1, beta_2 = (ops.cast(b, "float32") for b in self._betas_now)
+        lr = ops.cast(learning_rate, dtype)
+        gradient = ops.cast(gradient, dtype)
+        beta_1, beta_2 = (ops.cast(b, dtype) for b in self._betas_now)
         slot = self._slots[self._get_variable_index(variable)]
         m = slot.read()
         c = ops.add(
             ops.multiply(m, beta_1), ops.multiply(gradient, 1.0 - beta_1)
         )
         u = ops.sign(c)
-        lr = ops.cast(learning_rate, "float32")
+        rate = lr
         if self.cautious:
             u, scale = cautious_rule.mask(u, gradient)
-            lr = ops.multiply(lr, scale)
-        step = ops.multiply(ops.cast(lr, dtype), ops.cast(u, dtype))
+            rate = ops.cast(
+                ops.multiply(ops.cast(learning_rate, "float32"), scale), dtype
+            )
+        step = ops.multiply(rate, u)
         if rounder is None:
             self.assign_sub(variable, step)
         else:
-            decay = self._decay_of(variable, ops.cast(learning_rate, dtype))
-            rounding.lion_step(rounder, self, variable, step, decay)
+            rounding.lion_step(
+                rounder, self, variable, step, self._decay_of(variable, lr)
+            )
         m_new = ops.add(
             ops.multiply(m, beta_2), ops.multiply(gradient, 1.0 - beta_2)
         )

@@ -142,19 +142,24 @@ def test_bfloat16_weights_step_by_the_reference(rounding):
     """On bfloat16 weights each mode moves the weight by the cautious
     update, to within two spacings of bfloat16 (2**-6 relative, 2**-12
     near zero; the weights are small, so that a coordinate dropped or kept
-    wrongly, off by lr, would show)."""
+    wrongly, off by lr, would show). ``"nearest"`` computes in bfloat16,
+    betas included (as Keras's Lion): the reference takes the betas rounded
+    to bfloat16, and a ``c`` within bfloat16's rounding of zero may take
+    either sign (at most 1% of the coordinates)."""
     v = keras.Variable(normal(0, (32, 33), 0.05), dtype="bfloat16", name="w")
     opt = lion(cautious=True, weight_rounding=rounding)
     opt.build([v])
+    b1, b2 = (B1, B2) if rounding != "nearest" else (0.8984375, 0.98828125)
     for step in range(2):
         g = normal(30 + step, (32, 33))
         p = numpy_of(ops.cast(v, "float32"))
         m = momentum_of(opt, v).astype("float32")
         opt.apply([tensor(g, "bfloat16")], [v])
         g16 = numpy_of(ops.cast(tensor(g, "bfloat16"), "float32"))
-        p_ref, _ = reference.cautious_step(p, m, g16, LR, B1, B2)
+        p_ref, _ = reference.cautious_step(p, m, g16, LR, b1, b2)
         err = np.abs(numpy_of(ops.cast(v, "float32")) - p_ref)
-        assert np.all(err <= 2**-6 * np.abs(p_ref) + 2**-12), err.max()
+        off = np.mean(err > 2**-6 * np.abs(p_ref) + 2**-12)
+        assert off <= (0.01 if rounding == "nearest" else 0), off
     # the last step kept a part only, so it was scaled up
     assert np.abs(p_ref - p).max() > 1.01 * LR
 

@@ -74,54 +74,27 @@ def test_float16_weights_refuse_stochastic_rounding():
 # ------------------------------------------------------------ the default
 
 
-def nearest_reference(p, m, g, lr, b1, b2, wd):
-    """One ``"nearest"`` step on bfloat16 weights: ``p``, ``m`` (stored
-    bfloat16 momentum) and ``g`` as float32 arrays of bfloat16 values.
-
-    The decay and the sign step round in bfloat16 at each operation, as
-    Keras's step in the weight's dtype; ``c`` and the momentum are float32
-    with the betas as given, the momentum rounded once when stored."""
-    lr_b, wd_b = rn(lr, BF16), rn(wd, BF16)
-    p = rn(p - rn(rn(p * wd_b, BF16) * lr_b, BF16), BF16)
-    b1, b2 = f32(b1), f32(b2)
-    c = m * b1 + g * (f32(1) - b1)
-    p = rn(p - lr_b * np.sign(c), BF16)
-    return p, rn(m * b2 + g * (f32(1) - b2), BF16)
-
-
-TORCH_DECAY = (
-    "the fused torch step decays as Keras's torch optimizers do, "
-    "p * (1 - wd*lr), which rounds differently in bfloat16"
+TORCH_BF16 = (
+    "Keras's torch Lion takes 1 - beta in float64 and lionr's fused torch step "
+    "rounds c + (1 - b1) * g once: in bfloat16 they differ in the last bit"
 )
 
 
-@pytest.mark.skipif(keras.backend.backend() == "torch", reason=TORCH_DECAY)
-def test_nearest_on_bfloat16_weights_keeps_the_betas_as_given():
-    """Float32 momentum arithmetic with beta_2 = 0.99 as given (Keras on
-    jax and tensorflow would use bfloat16's 0.98828125), and the weight's
-    own rounding for the step."""
-    init, g_steps = normal(0, (64, 8)), [normal(10 + s, (64, 8)) for s in range(4)]
-    v = bf16_variable(init)
-    opt = lionr.optimizer_lion(learning_rate=LR, weight_decay=WD)
-    p, m = rn(init, BF16), np.zeros_like(init)
-    for g in g_steps:
-        opt.apply([ops.cast(g, "bfloat16")], [v])
-        p, m = nearest_reference(p, m, rn(g, BF16), LR, B1, B2, WD)
-    np.testing.assert_array_equal(as_f32(v), p)
-    slot = opt._slots[0].slot
-    np.testing.assert_array_equal(as_f32(slot), m)
-
-
-def test_momentum_rate_on_bfloat16_weights_is_one_minus_beta_as_given():
-    """A unit gradient from zero momentum: after one step the stored
-    momentum is bfloat16(1 - 0.99), on every backend (bfloat16 betas would
-    give 1 - 0.98828125 = 0.01171875)."""
-    v = bf16_variable(np.ones(300, "float32"))
-    opt = lionr.optimizer_lion(learning_rate=1e-3)
-    opt.apply([ops.ones((300,), "bfloat16")], [v])
-    m = as_f32(opt._slots[0].slot)
-    np.testing.assert_array_equal(m, rn(f32(1) - f32(0.99), BF16))
-    assert m[0] != 0.01171875
+@pytest.mark.skipif(keras.backend.backend() == "torch", reason=TORCH_BF16)
+def test_nearest_is_keras_lion_bit_for_bit_on_bfloat16_weights():
+    init = [normal(0, (64, 8)), normal(1, (8,))]
+    grads = [[normal(10 + s, w.shape) for w in init] for s in range(4)]
+    runs = []
+    for opt in (
+        lionr.optimizer_lion(learning_rate=LR, weight_decay=WD),
+        keras.optimizers.Lion(learning_rate=LR, weight_decay=WD),
+    ):
+        vs = [bf16_variable(w, f"w{i}") for i, w in enumerate(init)]
+        for step in grads:
+            opt.apply([ops.cast(g, "bfloat16") for g in step], vs)
+        runs.append([as_f32(v) for v in vs])
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("mode", ["kahan", "stochastic"])
@@ -345,8 +318,7 @@ def test_mixed_dtype_model_trains_with_other_options(mode, options):
 def test_nearest_mixed_dtypes_step_as_each_dtype_alone():
     """bfloat16 and float32 parameters in one step (torch: one fused group
     per dtype) end where an optimizer per dtype takes them; on jax and
-    tensorflow the float32 parameter is also Keras's Lion's, bit for bit
-    (bfloat16 ones are not: Keras rounds the betas to bfloat16)."""
+    tensorflow that is also Keras's Lion, bit for bit."""
     init = [normal(0, (64, 32)), normal(1, (32,)), normal(2, (32, 4))]
     dtypes = ["bfloat16", "bfloat16", "float32"]
     grads = [[normal(10 + s, w.shape) for w in init] for s in range(4)]
@@ -368,11 +340,12 @@ def test_nearest_mixed_dtypes_step_as_each_dtype_alone():
     apart = run(lion, [[0, 1], [2]])
     for a, b in zip(together, apart):
         np.testing.assert_array_equal(a, b)
-    if keras.backend.backend() != "torch":  # see TORCH_DECAY
+    if keras.backend.backend() != "torch":  # see TORCH_BF16
         def klion():
             return keras.optimizers.Lion(learning_rate=LR, weight_decay=WD)
 
-        np.testing.assert_array_equal(together[2], run(klion, [[0, 1, 2]])[2])
+        for a, b in zip(together, run(klion, [[0, 1, 2]])):
+            np.testing.assert_array_equal(a, b)
 
 
 # ------------------------------------------------------------- saving
