@@ -20,6 +20,8 @@ The rule is a function from ``(u, g)`` to ``(t, scale)``: the ternary
 the exchange.
 """
 
+import math
+
 from keras import ops
 
 
@@ -33,16 +35,9 @@ def mask(u, g):
     keep = ops.greater(ops.multiply(ops.sign(ops.cast(g, u.dtype)), u), 0)
     t = ops.where(keep, u, ops.zeros_like(u))
     kept = ops.sum(ops.cast(keep, "float32"))
-    n = float(max(1, _size(u)))
+    n = float(max(1, math.prod(u.shape)))
     scale = ops.where(ops.greater(kept, 0), n / ops.maximum(kept, 1.0), 1.0)
     return t, scale
-
-
-def _size(x):
-    size = 1
-    for d in x.shape:
-        size *= int(d)
-    return size
 
 
 def foreach_(us, gs):

@@ -12,6 +12,9 @@ Keras's base optimizer applies, in order: loss-scale division, gradient
 accumulation, clipping, the decoupled weight decay ``p <- p - lr * wd * p``,
 then the sign step above, then EMA. Since ``sign(c)`` does not depend on
 ``p``, this is exactly the rule above.
+
+With ``cautious=True`` the sign step becomes ``lr * scale * t``, with
+``(t, scale) = lionr.cautious.mask(sign(c), g)``.
 """
 
 import keras
