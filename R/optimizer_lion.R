@@ -114,7 +114,7 @@
 #'   of its variables. Default `"lion"`. With `NULL`, Keras names it
 #'   `"lion"`, `"lion_1"`, ... in the order they are made.
 #' @param ... Further arguments of the Python optimizer, each named, passed
-#'   on as they are. Today there are three: `momentum_dtype`, the storage of
+#'   on as they are. Today there are four: `momentum_dtype`, the storage of
 #'   the momentum: `"float32"` (default; the momentum is stored in the
 #'   weight's dtype, so in bfloat16 under a bfloat16 policy), `"bfloat16"`,
 #'   or `"int8"` (blocks of 256 8-bit codes with a float32 scale each; a
@@ -129,7 +129,10 @@
 #'   `"sharded"` (default: the state of each parameter replicated over that
 #'   axis is cut across its devices, and the update exchanged as 2-bit
 #'   signs) or `"replicated"` (whole on every device, as Keras does); the
-#'   results are the same either way. An unnamed or unknown argument is
+#'   results are the same either way; and `cautious`, `TRUE` or `FALSE`
+#'   (default): keep only the coordinates of the update whose sign agrees
+#'   with the gradient's, scaled by the tensor's size over the number kept
+#'   (no move where none agrees). An unnamed or unknown argument is
 #'   refused.
 #' @param loss_scale_factor `NULL` or a number > 0: the loss is multiplied
 #'   by it before the gradients are computed, and the gradients divided by

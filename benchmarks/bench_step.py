@@ -3,8 +3,9 @@
 For every Keras backend (each in its own subprocess, since ``KERAS_BACKEND``
 is read once at import) and every parameter count, this script times:
 
-* ``lionr.Lion`` (float32 momentum, with and without weight decay, and the
-  ``bfloat16`` / ``int8`` momentum modes; and with bfloat16 weights, weight
+* ``lionr.Lion`` (float32 momentum, with and without weight decay, the
+  ``bfloat16`` / ``int8`` momentum modes, and ``cautious`` with float32 and
+  int8 momentum; and with bfloat16 weights, weight
   decay and each ``weight_rounding``: ``bf16 weights`` rows, where the step
   of ``kahan`` or ``stochastic`` compares with ``nearest``),
 * ``keras.optimizers.Lion`` (with and without weight decay),
@@ -160,6 +161,8 @@ def _keras_optimizers():
         ("keras.optimizers.AdamW", lambda: keras.optimizers.AdamW(LR)),
         ("lionr.Lion bfloat16", lion(momentum_dtype="bfloat16")),
         ("lionr.Lion int8", lion(momentum_dtype="int8")),
+        ("lionr.Lion cautious", lion(cautious=True)),
+        ("lionr.Lion cautious int8", lion(cautious=True, momentum_dtype="int8")),
         ("lionr.Lion bf16 weights wd", bf16("nearest")),
         ("lionr.Lion bf16 weights kahan wd", bf16("kahan")),
         ("lionr.Lion bf16 weights stochastic wd", bf16("stochastic")),

@@ -33,6 +33,10 @@ tensorflow: the parameters are then bit-identical to
 Lion takes ``1 - beta`` in double precision, is a few ulp from it and
 closer to the float64 rule.
 
+With ``cautious`` (``lionr.cautious``) the scale is one number per tensor,
+so every tensor is one piece and all pieces one group, as on an
+accelerator.
+
 A momentum stored in bfloat16 is widened into a scratch copy in the
 parameters' dtype for the step and rounded back (to nearest, as a cast
 does) after it. A momentum stored as int8 blocks (float32 parameters only)
@@ -51,6 +55,7 @@ import torch
 from keras.src.backend.common.stateless_scope import in_stateless_scope
 from keras.src.backend.common.variables import get_autocast_scope
 
+from lionr import cautious
 from lionr import state
 
 # A group's p, g, m and c take 8 MiB in float32: within the last-level
@@ -232,7 +237,9 @@ class _Plan:
         slots = [optimizer._slots[index(v)] for v in variables]
         self.slot_vars = [x for s in slots for x in _slot_variables(s)]
         self.ps = ps
-        self.chunk, group = _cut(ps[0].device)
+        self.cautious = optimizer.cautious
+        # A cautious scale needs the whole tensor: no cut.
+        self.chunk, group = WHOLE if self.cautious else _cut(ps[0].device)
         self.ms = _tensors(self.slot_vars)
         pieces, at = [], 0
         for v, p, slot in zip(variables, ps, slots):
@@ -366,6 +373,8 @@ def apply(optimizer, grads, variables, learning_rate, betas, decay=None):
         torch._foreach_mul_(cs, b1)
         torch._foreach_add_(cs, gs, alpha=one_b1)
         torch._foreach_sign_(cs)
+        if plan.cautious:
+            cautious.foreach_(cs, gs)
         torch._foreach_add_(group.ps, cs, alpha=-lr)
         torch._foreach_mul_(ms, b2)
         torch._foreach_add_(ms, gs, alpha=one_b2)

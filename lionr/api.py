@@ -94,7 +94,11 @@ def optimizer_lion(
             axis across its devices (each holds about 1/N of it) and
             exchanges the update as 2-bit signs; ``"replicated"`` keeps it
             whole on every device, as Keras does. Results are the same
-            either way. Any other name is refused.
+            either way. And ``cautious`` (``True`` or ``False``, default
+            ``False``): keep only the coordinates of the update whose sign
+            agrees with the gradient's and scale them by ``n / kept`` per
+            tensor (no move where none agrees; see ``lionr.cautious``).
+            Any other name is refused.
 
     Returns:
         A ``lionr.Lion``, a ``keras.optimizers.Optimizer``.

@@ -12,12 +12,16 @@ Keras's base optimizer applies, in order: loss-scale division, gradient
 accumulation, clipping, the decoupled weight decay ``p <- p - lr * wd * p``,
 then the sign step above, then EMA. Since ``sign(c)`` does not depend on
 ``p``, this is exactly the rule above.
+
+With ``cautious=True`` the sign step becomes ``lr * scale * t``, with
+``(t, scale) = lionr.cautious.mask(sign(c), g)``.
 """
 
 import keras
 from keras import ops
 from keras.optimizers.schedules import LearningRateSchedule
 
+from lionr import cautious as cautious_rule
 from lionr import checkpoint
 from lionr import checks
 from lionr import exchange
@@ -61,6 +65,9 @@ class Lion(keras.optimizers.Optimizer):
             parameter replicated over that axis across it, and the update
             is exchanged as 2-bit signs; ``"replicated"`` keeps the
             parameter's layout, as Keras does. See ``lionr.placement``.
+        cautious: ``True`` to keep only the coordinates of the update whose
+            sign agrees with the gradient's, rescaled per tensor (see
+            ``lionr.cautious``); default ``False``.
     """
 
     def __init__(
@@ -81,10 +88,12 @@ class Lion(keras.optimizers.Optimizer):
         momentum_dtype="float32",
         weight_rounding="nearest",
         state_sharding="sharded",
+        cautious=False,
         **kwargs,
     ):
         checks.no_unknown(
-            kwargs, ["momentum_dtype", "weight_rounding", "state_sharding"]
+            kwargs,
+            ["momentum_dtype", "weight_rounding", "state_sharding", "cautious"],
         )
         positive = dict(low=0, low_open=True, optional=True)
         clips = {
@@ -125,6 +134,7 @@ class Lion(keras.optimizers.Optimizer):
         self.state_sharding = checks.choice(
             "state_sharding", state_sharding, placement.STATE_SHARDINGS
         )
+        self.cautious = checks.boolean("cautious", cautious)
         # Callables and schedules are evaluated and checked now; one that
         # cannot be evaluated yet (it may refer to this optimizer) is
         # evaluated when the optimizer is built, still before any step.
@@ -228,6 +238,9 @@ class Lion(keras.optimizers.Optimizer):
         (``lionr.placement``), the step is computed on each device's piece;
         the sign is then exchanged in 2 bits (``lionr.exchange``), or, under
         a rounding store, the new 16-bit weight values are gathered.
+        With ``cautious``, ``lr`` times the tensor's scale (``lionr.cautious``,
+        float32) is rounded once into that dtype, and the masked ternary
+        update is what is exchanged.
         """
         rounder = self._rounder(variable)
         dtype = variable.dtype if rounder is None else "float32"
@@ -241,12 +254,19 @@ class Lion(keras.optimizers.Optimizer):
         c = place.on_state(
             ops.add(ops.multiply(m, beta_1), ops.multiply(gradient, 1.0 - beta_1))
         )
+        u = ops.sign(c)
+        rate = lr
+        if self.cautious:
+            u, scale = cautious_rule.mask(u, gradient)
+            rate = ops.cast(
+                ops.multiply(ops.cast(learning_rate, "float32"), scale), dtype
+            )
         if rounder is None and place.spread:
-            exchange.apply_update(self, variable, ops.sign(c), lr, place)
+            exchange.apply_update(self, variable, u, rate, place)
         elif rounder is None:
-            self.assign_sub(variable, ops.multiply(lr, ops.sign(c)))
+            self.assign_sub(variable, ops.multiply(rate, u))
         else:
-            step = ops.multiply(lr, ops.sign(c))
+            step = ops.multiply(rate, u)
             rounding.lion_step(
                 rounder, self, variable, step, self._decay_of(variable, lr),
                 place,
@@ -284,6 +304,7 @@ class Lion(keras.optimizers.Optimizer):
             momentum_dtype=self.momentum_dtype,
             weight_rounding=self.weight_rounding,
             state_sharding=self.state_sharding,
+            cautious=self.cautious,
         )
         return config
 

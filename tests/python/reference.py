@@ -36,6 +36,24 @@ def step(p, m, g, lr, b1, b2, wd=0.0):
     return p - lr * (np.sign(c) + wd * p), b2 * m + (1.0 - b2) * g
 
 
+def cautious_step(p, m, g, lr, b1, b2, wd=0.0):
+    """One float64 step of cautious Lion (Liang et al., 2024); ``(p, m)``.
+
+    ``u = sign(c)``; coordinates where ``u * g <= 0`` are dropped and the
+    rest scaled by ``n / kept`` (per tensor); nothing kept: no update::
+
+        p <- p - lr * (scale * u * [u * g > 0] + wd * p)
+    """
+    p, m, g = (np.asarray(x, dtype=np.float64) for x in (p, m, g))
+    lr, b1, b2, wd = f32(lr), f32(b1), f32(b2), f32(wd)
+    u = np.sign(b1 * m + (1.0 - b1) * g)
+    keep = u * g > 0
+    kept = np.count_nonzero(keep)
+    scale = p.size / kept if kept else 0.0
+    update = np.where(keep, u, 0.0) * scale
+    return p - lr * (update + wd * p), b2 * m + (1.0 - b2) * g
+
+
 def run(p, grads, lr, b1, b2, wd=0.0):
     """``len(grads)`` float64 steps from ``p`` with zero momentum.
 

@@ -116,6 +116,10 @@ CONFIGS = {
     "ema, accumulation": lambda: dict(
         use_ema=True, ema_momentum=0.7, gradient_accumulation_steps=2
     ),
+    "cautious, int8 momentum": lambda: dict(
+        learning_rate=0.05, weight_decay=0.1, cautious=True,
+        momentum_dtype="int8",
+    ),
 }
 
 
@@ -124,6 +128,7 @@ def test_resumes_on_the_uninterrupted_trajectory(config, tmp_path):
     loaded = check_resume(
         lambda: lionr.optimizer_lion(**CONFIGS[config]()), tmp_path
     )
+    assert loaded.optimizer.cautious == config.startswith("cautious")
     if config.startswith("tensor betas"):
         assert ops.is_tensor(loaded.optimizer.beta_1)
         assert float(numpy_of(loaded.optimizer.beta_2)) == np.float32(0.95)

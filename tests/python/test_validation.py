@@ -210,7 +210,7 @@ def test_name_none_is_named_by_keras():
          [1.0, 2.0], [], checks.ONLY_ONE,
          ["clipnorm", "clipvalue", "global_clipnorm"]),
         (dict(beta3=0.5), ["beta3"], [0.5], [], checks.UNKNOWN,
-         ["momentum_dtype", "weight_rounding", "state_sharding"]),
+         ["momentum_dtype", "weight_rounding", "state_sharding", "cautious"]),
         (dict(momentum_dtype="fp8"), ["momentum_dtype"], ["fp8"], ["option"],
          None, []),
     ],

@@ -93,6 +93,8 @@ test_that("a named argument in ... is forwarded", {
   expect_identical(config(optimizer_lion())$weight_rounding, "nearest")
   expect_identical(
     config(optimizer_lion(weight_rounding = "kahan"))$weight_rounding, "kahan")
+  expect_false(config(optimizer_lion())$cautious)
+  expect_true(config(optimizer_lion(cautious = TRUE))$cautious)
 })
 
 test_that("tensors and schedules made in Python are passed as they are", {

@@ -52,6 +52,7 @@ test_that("values of the wrong kind are refused", {
   expect_refused(optimizer_lion(learning_rate = "0.001"), "learning_rate")
   expect_refused(optimizer_lion(use_ema = "yes"), "use_ema")
   expect_refused(optimizer_lion(use_ema = 1), "use_ema")
+  expect_refused(optimizer_lion(cautious = "yes"), "cautious")
   expect_refused(optimizer_lion(weight_decay = TRUE), "weight_decay")
   expect_refused(optimizer_lion(name = 3), "name")
   expect_refused(optimizer_lion(learning_rate = list(0.1)), "learning_rate")
