@@ -121,8 +121,9 @@ def _torch_groups(optimizer, grads, variables):
 
 def apply_fused(optimizer, grads, variables, learning_rate, betas, decay=None):
     """Update every variable in a fused step and return True, or return False
-    (nothing updated). ``betas`` are cast to each group's parameter dtype, as
-    ``Lion.update_step`` uses them, so ``1 - beta`` is the same on every path.
+    (nothing updated). ``betas`` as resolved (numbers or tensors); the torch
+    step casts them to each group's compute dtype, as ``Lion.update_step``
+    does, so ``1 - beta`` is the same on every path.
     """
     if not _TORCH or not variables:
         return False
@@ -132,6 +133,5 @@ def apply_fused(optimizer, grads, variables, learning_rate, betas, decay=None):
     if groups is None:
         return False
     for gs, vs in groups:
-        cast = tuple(ops.cast(b, vs[0].dtype) for b in betas)
-        _torch_kernel.apply(optimizer, gs, vs, learning_rate, cast, decay)
+        _torch_kernel.apply(optimizer, gs, vs, learning_rate, betas, decay)
     return True
