@@ -634,8 +634,9 @@ def main(argv=None):
 
     cmd_line = "python benchmarks/bench_step.py " + " ".join(
         sys.argv[1:] if argv is None else argv)
-    if os.environ.get("XLA_FLAGS"):  # it changes how jax compiles the step
-        cmd_line = f"XLA_FLAGS={os.environ['XLA_FLAGS']} {cmd_line}"
+    for var in ("XLA_FLAGS", "OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
+        if os.environ.get(var):  # they change how the step runs
+            cmd_line = f"{var}={os.environ[var]} {cmd_line}"
     if args.ratios:
         return write_ratios(records, args, cmd_line, repeats, gbps, t_start)
     md = "\n".join([

@@ -10,9 +10,12 @@ False to let Keras loop over ``Lion.update_step``.
 * torch runs eagerly, one kernel per operation. There the step (with the
   weight decay folded in) runs cache-blocked and multi-tensor, see
   ``lionr._torch_kernel``, in the same operations as Keras's torch Lion,
-  for float32 and bfloat16 momentum, and for int8 blocks beside float32
-  parameters. Parameters of several dtypes (a bfloat16 model with a float32
-  output layer) are stepped one dtype at a time.
+  for float32 and bfloat16 momentum, and for int8 blocks where the step
+  computes in float32; 16-bit weights under a ``lionr.rounding`` store
+  take the same cut, stepped in float32 by ``lionr._torch_rounding``.
+  Parameters of several dtypes (a bfloat16 model with a float32 output
+  layer) are stepped one dtype at a time. Nothing is read back to the host
+  during a step.
 """
 
 import functools
