@@ -101,8 +101,6 @@ def step(optimizer, plan, grads, lr, betas):
             k, dtype=torch.int32, device=device), n, torch.int32, device)
         y_buf = _cached(optimizer, "y", lambda k: torch.empty(
             k, dtype=torch.int32, device=device), n, torch.int32, device)
-        nan_buf = _cached(optimizer, "nan", lambda k: torch.empty(
-            k, dtype=torch.bool, device=device), n, torch.bool, device)
     g_pieces = plan.grad_pieces(grads, convert=False)
     first = 0
     for group in plan.groups:
@@ -146,14 +144,27 @@ def step(optimizer, plan, grads, lr, betas):
             continue
         for j, (p, w) in enumerate(zip(group.ps, ws)):
             k = w.numel()
-            x, y = x_buf[:k], y_buf[:k]
-            torch.add(index_c1[:k], scalars[first + j], out=x)
-            torch.bitwise_right_shift(x, 15, out=y)
-            x.bitwise_xor_(y).mul_(random_bits.C2)
-            x.bitwise_right_shift_(16).bitwise_and_(random_bits.LOW16)
-            # rounding.cut_with_noise, into x's bits
-            x.add_(w.view(torch.int32)).bitwise_and_(-(1 << 16))
-            nan = torch.ne(w, w, out=nan_buf[:k])
-            torch.where(nan, w, x.view(f32), out=w)
+            round_piece(w, index_c1[:k], scalars[first + j], x_buf[:k], y_buf[:k])
             p.copy_(w)
         first += len(group.ps)
+
+
+def round_piece(w, index_c1, scalar, x, y):
+    """Float32 ``w`` rounded in place to bfloat16 values (kept as float32)
+    with the bits ``random_bits.bits16(start + i, key)``, given
+    ``index_c1 = i * C1`` and ``scalar = (start + key) * C1``; ``x``, ``y``:
+    int32 scratch like ``w``. Gives the bits of ``rounding.cut_with_noise``.
+    """
+    torch.add(index_c1, scalar, out=x)
+    torch.bitwise_right_shift(x, 15, out=y)
+    x.bitwise_xor_(y).mul_(random_bits.C2)
+    x.bitwise_right_shift_(16).bitwise_and_(random_bits.LOW16)
+    # r = (w + noise) & ~0xFFFF on the bits, into x
+    bits = w.view(torch.int32)
+    x.add_(bits).bitwise_and_(-(1 << 16))
+    # where(isnan(w), w, r) in integer operations (torch's isnan and where
+    # cost several times more): y = -1 where |w|'s bits exceed infinity's
+    # (NaN), else 0; then w <- r ^ ((w ^ r) & y).
+    y.copy_(bits).bitwise_and_(0x7FFFFFFF).add_(0x007FFFFF)
+    y.clamp_(-1, 0)
+    bits.bitwise_xor_(x).bitwise_and_(y).bitwise_xor_(x)

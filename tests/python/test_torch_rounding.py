@@ -109,3 +109,37 @@ def test_a_mixed_model_fuses_every_dtype_group(monkeypatch):
     assert len(optimizer.__dict__["_lionr_plans"]) == 2
     for a, v in zip(before, variables):
         assert not np.array_equal(a, numpy_of(ops.cast(v, "float32")))
+
+
+def test_a_rounded_piece_has_the_bits_of_cut_with_noise():
+    """The torch piece rounding (integer NaN select included) against
+    ``rounding.cut_with_noise`` with ``random_bits`` on float32 values that
+    no step of bfloat16 weights makes but that the select must get right:
+    NaNs whose bits are all ones (the noise would carry them into +0.0 or
+    -0.0), a signalling NaN, infinities, zeros, the largest float32."""
+    import torch
+
+    from lionr import _torch_rounding
+    from lionr import random_bits
+    from lionr import rounding
+
+    w = normal(4, (3000,))
+    w.view(np.uint32)[:8] = [
+        0xFFFFFFFF, 0x7FFFFFFF, 0xFFC00001, 0x7F800001,
+        0x7F800000, 0xFF800000, 0x80000000, 0x7F7FFFFF,
+    ]
+    start, key = 1 << 20, -123456789
+    index = np.arange(start, start + w.size).astype(np.int32)
+    noise = random_bits.bits16(
+        ops.convert_to_tensor(index), ops.convert_to_tensor(np.int32(key)))
+    want = numpy_of(rounding.cut_with_noise(ops.convert_to_tensor(w), noise))
+
+    c1 = random_bits.C1
+    index_c1 = torch.arange(w.size, dtype=torch.int32).mul_(c1)
+    scalar = (torch.tensor(start + key, dtype=torch.int32)).mul_(c1)
+    got = torch.from_numpy(w.copy())
+    x, y = (torch.empty(w.size, dtype=torch.int32) for _ in range(2))
+    _torch_rounding.round_piece(got, index_c1, scalar, x, y)
+    got = got.numpy()
+    assert got.tobytes() == want.tobytes()
+    assert np.isnan(got[:4]).all()
