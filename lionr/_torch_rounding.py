@@ -158,6 +158,8 @@ def round_piece(w, index_c1, scalar, x, y):
     torch.add(index_c1, scalar, out=x)
     torch.bitwise_right_shift(x, 15, out=y)
     x.bitwise_xor_(y).mul_(random_bits.C2)
+    torch.bitwise_right_shift(x, 16, out=y)
+    x.bitwise_xor_(y).mul_(random_bits.C3)
     x.bitwise_right_shift_(16).bitwise_and_(random_bits.LOW16)
     # r = (w + noise) & ~0xFFFF on the bits, into x
     bits = w.view(torch.int32)

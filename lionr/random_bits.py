@@ -8,15 +8,18 @@ torch (and numpy) carry out alike, so every backend draws the same bits::
 
     mix(x)  = x ^ (x >> 16);  x *= C1;  x ^= x >> 15;  x *= C2;  x ^ (x >> 16)
     key     = mix(mix(seed ^ mix(step)) + variable * G)          (a scalar)
-    x       = (index + key) * C1;  x ^= x >> 15;  x *= C2
+    x       = (index + key) * C1;  x ^= x >> 15;  x *= C2;  x ^= x >> 16;  x *= C3
     bits    = (x >> 16) & 0xFFFF                                 (per element)
 
 with ``C1 = 0x7feb352d``, ``C2 = 0x846ca68b`` (the multipliers of
-Wellons' "lowbias32") and ``G = 0x9e3779b9``; ``>>`` is the arithmetic
-shift (an xor with it is still a bijection), and the last one is masked, so
-the 16 bits are the high half of the last product. ``mix`` runs once per
-variable and step; each element costs an add, two multiplies, two shifts,
-an xor and an and.
+Wellons' "lowbias32"), ``C3 = 0x31848bab`` (of his "triple32") and
+``G = 0x9e3779b9``; ``>>`` is the arithmetic shift (an xor with it is still
+a bijection), and the last one is masked, so the 16 bits are the high half
+of the last product. ``mix`` runs once per variable and step; each element
+costs an add, three multiplies, three shifts, two xors and an and. (With
+one round fewer, the counts of the 65,536 values over 2**20 consecutive
+indices spread more than random draws' would: a chi-square about 2.2 of
+its standard deviations from random over 12 keys; with this one, 0.8.)
 
 ``index`` is the element's position in the flattened, whole (unsharded)
 variable and ``variable`` its position in the optimizer's variable list, so
@@ -30,6 +33,7 @@ from keras import ops
 
 C1 = 0x7FEB352D
 C2 = 0x846CA68B - (1 << 32)  # as int32
+C3 = 0x31848BAB
 GOLDEN = 0x9E3779B9 - (1 << 32)
 LOW16 = 0xFFFF
 
@@ -62,6 +66,7 @@ def bits16(index, key):
     int32 scalar ``key``."""
     x = ops.multiply(ops.add(index, key), C1)
     x = ops.multiply(_xorshift(x, 15), C2)
+    x = ops.multiply(_xorshift(x, 16), C3)
     return ops.bitwise_and(ops.right_shift(x, 16), LOW16)
 
 

@@ -209,15 +209,17 @@ def test_stochastic_rounding_is_unbiased_and_reaches_both_neighbours(q, base):
 
 
 def test_stochastic_rounding_keeps_exact_values_and_specials():
-    specials = f32([0.0, -0.0, 1.0, -2.5, np.inf, -np.inf, np.nan, 3.3895e38])
+    specials = f32([0.0, -0.0, 1.0, -2.5, np.inf, -np.inf, np.nan, 3.395e38])
     out = as_f32(rounding.round_stochastic(
         ops.convert_to_tensor(np.tile(specials, 64)), key(1)
     )).reshape(64, -1)
     np.testing.assert_array_equal(out[:, :6], np.tile(specials[:6], (64, 1)))
     assert np.signbit(out[:, 1]).all()
     assert np.isnan(out[:, 6]).all()
-    # Past the largest finite bfloat16 (3.3895e38): that value or infinity.
+    # Past the largest finite bfloat16 (3.38953e38; 3.3895e38 as written
+    # before was below it): that value or infinity.
     assert set(np.unique(out[:, 7])) <= {float(BF16(3.3895e38)), np.inf}
+    assert float(BF16(3.3895e38)) == float(ml_dtypes.finfo(BF16).max)
 
 
 def test_stochastic_step_lands_on_a_neighbour_of_the_float32_step():
