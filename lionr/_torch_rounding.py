@@ -49,9 +49,9 @@ def _index_times_c1(optimizer, n, device):
 
 
 def _piece_offsets(optimizer, plan):
-    """``(scaled, positions, starts)``: for every piece of ``plan``, the
-    position of its variable among ``variables`` and its first element
-    (device tensors), cached on the plan."""
+    """``(variables, positions, starts)``, device tensors cached on the
+    plan: the optimizer's indices of the plan's variables, and for every
+    piece the position of its variable among them and its first element."""
     table = plan.__dict__.get("_rounding_table")
     if table is None:
         pieces = [x for group in plan.groups for x in group.pieces]
