@@ -53,11 +53,20 @@ Outputs: a markdown table on stdout and in ``benchmarks/results/step.md``,
 all numbers in ``step.json`` and a chart in ``step.png`` (``--out`` changes
 the folder).
 
+``--ratios`` times only what the memory modes cost, at 1e7 parameters by
+default, the way Keras's trainer runs a step: per backend the rows
+``stochastic`` / ``nearest`` and ``kahan`` / ``nearest`` (bfloat16 weights
+with weight decay) and ``int8`` / ``float32`` momentum, each ratio taken
+within one repeat (the two steps timed one right after the other) and
+reported as the median and range over repeats, in ``mode_ratios.md`` and
+``mode_ratios.json``.
+
 Examples::
 
     python benchmarks/bench_step.py                 # full run, ~5-10 min
     python benchmarks/bench_step.py --quick         # smoke test, seconds
     python benchmarks/bench_step.py --backends jax --sizes 1e6
+    python benchmarks/bench_step.py --ratios        # mode ratios, ~3 min
 """
 
 import argparse
@@ -88,6 +97,16 @@ TF_XLA = "tf.function(jit_compile=True)(apply)"
 TF_GRAPH = "tf.function(apply), no XLA"
 HOST_MEMORY = ("default", "retained")
 RETAINED = ", memory retained"  # appended to "how it runs"
+# --ratios: (label, implementation timed, implementation it is compared to)
+RATIOS = (
+    ("stochastic / nearest (bf16 weights, wd)",
+     "lionr.Lion bf16 weights stochastic wd", "lionr.Lion bf16 weights wd"),
+    ("kahan / nearest (bf16 weights, wd)",
+     "lionr.Lion bf16 weights kahan wd", "lionr.Lion bf16 weights wd"),
+    ("int8 / float32 momentum", "lionr.Lion int8", "lionr.Lion"),
+)
+# How Keras's trainers run a step, per backend.
+TRAINER_WAY = {"jax": DONATED, "tensorflow": TF_XLA, "torch": EAGER}
 
 
 def log(msg):
@@ -314,6 +333,15 @@ def tensorflow_impls():
     return out
 
 
+def _torch_sync(device):
+    """Wait for queued work on ``device`` (nothing to wait for on the CPU)."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.synchronize
+    return lambda: None
+
+
 def torch_impls():
     import torch
     from lion_pytorch import Lion as TorchLion
@@ -327,21 +355,24 @@ def torch_impls():
             dtype = _dtype_of(factory)
             variables = [keras.Variable(p, dtype=dtype) for p in params]
             opt.build(variables)
-            gs = [torch.from_numpy(g).to(getattr(torch, dtype)) for g in grads]
+            device = variables[0].value.device
+            gs = [torch.from_numpy(g).to(device, getattr(torch, dtype))
+                  for g in grads]
 
             def step():
                 opt.apply(gs, variables)
 
             n = sum(p.size for p in params)
-            return step, lambda: None, _state_bytes(opt, n)
+            return step, _torch_sync(device), _state_bytes(opt, n)
 
         return make
 
     def lion_pytorch_make(shapes):
         params, grads = _data(shapes)
-        ps = [torch.nn.Parameter(torch.from_numpy(p)) for p in params]
+        device = keras.Variable(0.0).value.device  # where Keras computes
+        ps = [torch.nn.Parameter(torch.from_numpy(p).to(device)) for p in params]
         for p, g in zip(ps, grads):
-            p.grad = torch.from_numpy(g)
+            p.grad = torch.from_numpy(g).to(device)
         opt = TorchLion(ps, lr=LR, betas=(B1, B2), weight_decay=0.0)
         opt.step()
         n = sum(p.numel() for p in ps)
@@ -351,7 +382,7 @@ def torch_impls():
             for t in s.values()
             if isinstance(t, torch.Tensor) and t.ndim > 0
         )
-        return opt.step, lambda: None, nbytes / n
+        return opt.step, _torch_sync(device), nbytes / n
 
     how = "eager apply"
     out = [(name, how, keras_maker(f)) for name, f in _keras_optimizers()]
@@ -359,8 +390,10 @@ def torch_impls():
     return out
 
 
-def worker(backend, memory, sizes, repeats, min_time, out_path):
-    """Time every implementation of ``backend``; write records to JSON."""
+def worker(backend, memory, sizes, repeats, min_time, out_path, ratios=False):
+    """Time every implementation of ``backend`` (with ``ratios``, only the
+    rows of ``RATIOS``, run as Keras's trainer runs them); write records to
+    JSON."""
     import lionr
 
     if memory == "retained":
@@ -371,6 +404,10 @@ def worker(backend, memory, sizes, repeats, min_time, out_path):
     assert keras.backend.backend() == backend, keras.backend.backend()
     impls = {"jax": jax_impls, "tensorflow": tensorflow_impls,
              "torch": torch_impls}[backend]()
+    if ratios:
+        wanted = {name for row in RATIOS for name in row[1:]}
+        impls = [i for i in impls
+                 if i[0] in wanted and i[1] == TRAINER_WAY[backend]]
     records = []
     for size in sizes:
         shapes = [(size // N_TENSORS,)] * N_TENSORS
@@ -544,15 +581,23 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=HERE / "results",
                         help="folder for step.md, step.json, step.png "
                              "(default benchmarks/results).")
+    parser.add_argument("--ratios", action="store_true",
+                        help="only the memory modes' cost ratios, in "
+                             "mode_ratios.md (default size 1e7, 7 repeats, "
+                             "default host memory).")
     parser.add_argument("--worker", choices=BACKENDS, help=argparse.SUPPRESS)
     parser.add_argument("--worker-out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    sizes = [int(s) for s in (args.sizes or ([1e5] if args.quick else [1e6, 1e7]))]
-    repeats = args.repeats or (3 if args.quick else 5)
+    default_sizes = [1e7] if args.ratios else [1e6, 1e7]
+    sizes = [int(s) for s in (args.sizes or ([1e5] if args.quick else default_sizes))]
+    repeats = args.repeats or (3 if args.quick else 7 if args.ratios else 5)
+    if args.ratios and "--host-memory" not in (sys.argv if argv is None else argv):
+        args.host_memory = ["default"]
     min_time = args.min_time or (0.01 if args.quick else 0.1)
 
     if args.worker:
-        worker(args.worker, args.host_memory[0], sizes, repeats, min_time, args.worker_out)
+        worker(args.worker, args.host_memory[0], sizes, repeats, min_time,
+               args.worker_out, args.ratios)
         return 0
 
     t_start = time.time()
@@ -573,7 +618,8 @@ def main(argv=None):
             cmd = [sys.executable, str(Path(__file__).resolve()),
                    "--worker", backend, "--worker-out", str(out),
                    "--repeats", str(repeats), "--min-time", str(min_time),
-                   "--host-memory", memory, "--sizes", *map(str, sizes)]
+                   "--host-memory", memory, "--sizes", *map(str, sizes),
+                   *(["--ratios"] if args.ratios else [])]
             proc = subprocess.run(cmd, env=env)
             if proc.returncode != 0:
                 log(f"!! {backend} worker failed (exit {proc.returncode})")
@@ -591,8 +637,11 @@ def main(argv=None):
 
     cmd_line = "python benchmarks/bench_step.py " + " ".join(
         sys.argv[1:] if argv is None else argv)
-    if os.environ.get("XLA_FLAGS"):  # it changes how jax compiles the step
-        cmd_line = f"XLA_FLAGS={os.environ['XLA_FLAGS']} {cmd_line}"
+    for var in ("XLA_FLAGS", "OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
+        if os.environ.get(var):  # they change how the step runs
+            cmd_line = f"{var}={os.environ[var]} {cmd_line}"
+    if args.ratios:
+        return write_ratios(records, args, cmd_line, repeats, gbps, t_start)
     md = "\n".join([
         "# Optimizer step time",
         "",
@@ -630,6 +679,66 @@ def main(argv=None):
     print(md)
     log(f"wrote {args.out / 'step.md'}, step.json, step.png "
         f"in {time.time() - t_start:.0f}s")
+    return 0
+
+
+def ratio_rows(records):
+    """``[(backend, params, host memory, label, ratios per repeat, medians
+    ms of the two)]`` for every ``RATIOS`` row found in ``records``."""
+    by = {(r["backend"], r["params"], r["host_memory"], r["implementation"]): r
+          for r in records}
+    rows = []
+    for backend, params, memory in dict.fromkeys(k[:3] for k in by):
+        for label, top, base in RATIOS:
+            a = by.get((backend, params, memory, top))
+            b = by.get((backend, params, memory, base))
+            if a is None or b is None:
+                continue
+            per = [x / y for x, y in zip(a["times_ms"], b["times_ms"])]
+            rows.append((backend, params, memory, label, per,
+                         a["median_ms"], b["median_ms"]))
+    return rows
+
+
+def ratios_table(records):
+    lines = [
+        "| backend | params | ratio | median | min-max over repeats "
+        "| ms (median) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for backend, params, memory, label, per, a, b in ratio_rows(records):
+        where = "" if memory == "default" else f", memory {memory}"
+        lines.append(
+            f"| {backend}{where} | {params:.0e} | {label} "
+            f"| {statistics.median(per):.2f} | {min(per):.2f}-{max(per):.2f} "
+            f"| {_fmt_ms(a)} / {_fmt_ms(b)} |"
+        )
+    return "\n".join(lines)
+
+
+def write_ratios(records, args, cmd_line, repeats, gbps, t_start):
+    md = "\n".join([
+        "Command: `" + cmd_line.strip() + "`  ",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs; "
+        f"memory bandwidth (numpy copy) {gbps:.1f} GB/s.  ",
+        f"Steps as Keras's trainers run them (jax: jit, donated; "
+        f"tensorflow: XLA; torch: eager); each ratio is taken within one of "
+        f"{repeats} interleaved repeats.",
+        "",
+        ratios_table(records),
+        "",
+    ])
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "mode_ratios.md").write_text(md)
+    (args.out / "mode_ratios.json").write_text(json.dumps(dict(
+        command=cmd_line.strip(), repeats=repeats, bandwidth_gbps=gbps,
+        rows=[dict(backend=b, params=n, host_memory=m, ratio=label,
+                   per_repeat=per, median_ms=a, base_median_ms=c)
+              for b, n, m, label, per, a, c in ratio_rows(records)],
+        wall_seconds=time.time() - t_start, records=records,
+    ), indent=1))
+    print(md)
+    log(f"wrote {args.out / 'mode_ratios.md'} in {time.time() - t_start:.0f}s")
     return 0
 
 

@@ -67,33 +67,56 @@ GROUP = 1 << 19  # elements per cache-resident group
 WHOLE = (sys.maxsize, sys.maxsize)  # (chunk, group): no cut at all
 
 
-def _cut(device):
+# Off the CPU, a step under a rounding store needs several float32 scratch
+# buffers as large as a group: there groups are cut at this many elements
+# (64 MiB of float32 each) rather than kept whole.
+ROUNDED_GROUP = 1 << 24
+
+
+def _cut(device, rounded=None):
     """``(chunk, group)`` for tensors on ``device``: cache-sized pieces and
-    groups on the CPU; whole tensors in a single group elsewhere."""
+    groups on the CPU; elsewhere whole tensors in a single group, or pieces
+    and groups of ``ROUNDED_GROUP`` elements under a rounding store."""
     if device.type == "cpu":
         return CHUNK, GROUP
+    if rounded:
+        return ROUNDED_GROUP, ROUNDED_GROUP
     return WHOLE
 
 
-def _scalar(x):
-    """A Python float for ``x`` (a number, a 0-d tensor or a Keras variable)."""
-    if isinstance(x, (int, float)):
-        return float(x)
+def _device_scalar(x, dtype, device):
+    """``x`` (a number, a 0-d tensor or a Keras variable) as a 0-d tensor of
+    ``dtype`` on ``device``, rounded as ``ops.cast`` rounds; a tensor stays
+    on its device (no read back to the host)."""
     x = getattr(x, "value", x)
-    return float(x.item()) if isinstance(x, torch.Tensor) else float(x)
+    if isinstance(x, torch.Tensor):
+        return x.to(device=device, dtype=dtype)
+    return torch.full((), float(x), dtype=dtype, device=device)
 
 
 def _rate(b, like):
-    """``(b, 1 - b)`` for a beta: ``b`` as a 0-d tensor of ``like``'s dtype
-    and device, ``1 - b`` as a Python float computed in that dtype (as
-    ``Lion.update_step`` computes it).
+    """``(b, 1 - b)`` for a beta, computed in ``like``'s dtype (as
+    ``Lion.update_step`` computes them): ``b`` as a 0-d tensor on ``like``'s
+    device (the multi-tensor ``mul_`` with a tensor is several times faster
+    on CPU than with a Python number); ``1 - b`` as a Python float when the
+    user gave ``b`` as a number (the ``alpha`` of ``_foreach_add_``, as
+    Keras's torch Lion uses it), else as a 0-d tensor, so that the step
+    never waits for the device."""
+    b_t = _device_scalar(b, like.dtype, like.device)
+    if isinstance(b, (int, float)):
+        return b_t, _host_one_minus(b, like.dtype)
+    return b_t, 1 - b_t
 
-    The multi-tensor ``mul_`` takes ``b`` as a tensor: on CPU it is several
-    times faster than with a Python number, for the same float32 product.
-    """
-    b = getattr(b, "value", b)
-    b = torch.as_tensor(b, dtype=like.dtype, device=like.device)
-    return b, float((1 - b).item())
+
+def _host_one_minus(b, dtype):
+    """``1 - b`` rounded in torch ``dtype``, computed on the host."""
+    import ml_dtypes
+    import numpy as np
+
+    name = str(dtype).rsplit(".", 1)[-1]
+    np_dtype = ml_dtypes.bfloat16 if name == "bfloat16" else np.dtype(name)
+    one, b = np.asarray(1, np_dtype), np.asarray(b).astype(np_dtype)
+    return float(one - b)
 
 
 def _tensors(variables):
@@ -112,39 +135,52 @@ class _Group:
     """One cache-resident group of pieces, and the views the step works on.
 
     ``ps``: pieces of the parameters; ``work``: the momenta as the step
-    computes with them, in the parameters' dtype: the stored momentum
-    itself, or a view of the scratch ``m_buf``, filled before the step and
-    written back after it (``load``, ``store``) from bfloat16 pieces
-    (``stored``, staged in ``staged``) or from int8 ``blocks``; ``cs``:
-    scratch views for ``c``; ``decayed``: the pieces of ``ps`` under weight
-    decay; ``where``: which gradient pieces match.
+    computes with them, in the compute dtype (the parameters', or float32
+    under a rounding store): the stored momentum itself, or a view of the
+    scratch ``m_buf``, filled before the step and written back after it
+    (``load``, ``store``) from pieces stored in another dtype (``stored``,
+    staged in ``staged``) or from int8 ``blocks``; ``cs`` and ``spare``:
+    scratch views (``c``, and ``a * g`` for a beta given as a tensor);
+    ``decayed``: the pieces of ``ps`` under weight decay; ``where``: which
+    gradient pieces match; ``pieces``: the ``_Piece`` objects.
     """
 
-    def __init__(self, pieces, c_buf, m_buf):
+    def __init__(self, pieces, c_buf, m_buf, spare_buf):
+        self.pieces = pieces
         self.scratch = c_buf
         self.ps = [x.p for x in pieces]
         self.decayed = [x.p for x in pieces if x.decayed]
         self.where = [x.k for x in pieces]
-        self.cs, self.work, self.stored, self.staged, self.blocks = (
-            [], [], [], [], []
+        self.cs, self.spare, self.work, self.stored, self.staged, self.blocks = (
+            [], [], [], [], [], []
         )
         at = staged = 0
         for x in pieces:
             n = x.p.numel()
             self.cs.append(c_buf[at : at + n])
+            self.spare.append(spare_buf[at : at + n])
             at += n
-            scratch = m_buf[staged : staged + x.staged()]
-            staged += x.staged()
+            scratch = m_buf[staged : staged + x.staged(c_buf.dtype)]
+            staged += x.staged(c_buf.dtype)
             if x.codes is not None:
                 rows = x.codes.shape[0]
                 self.blocks.append((x.codes, x.scales, scratch.view(rows, -1)))
                 self.work.append(scratch[:n])
-            elif x.m.dtype != x.p.dtype:
+            elif x.m.dtype != c_buf.dtype:
                 self.stored.append(x.m)
                 self.staged.append(scratch)
                 self.work.append(scratch)
             else:
                 self.work.append(x.m)
+
+    def views(self, buf):
+        """Views of flat ``buf`` laid out as ``cs`` is (one per piece)."""
+        out, at = [], 0
+        for x in self.pieces:
+            n = x.p.numel()
+            out.append(buf[at : at + n])
+            at += n
+        return out
 
     def load(self):
         """Fill the scratch momenta from their stored forms (before the
@@ -186,18 +222,23 @@ def _encode(block, codes, scales, scratch):
 class _Piece:
     """At most ``CHUNK`` elements of one parameter and of its momentum:
     ``m`` (float32 or bfloat16 storage), or ``codes`` and ``scales`` (int8
-    blocks: the rows of the blocks the piece falls in)."""
+    blocks: the rows of the blocks the piece falls in). ``var``: the
+    parameter's index among the optimizer's variables; ``start``: the
+    piece's first element in the flattened parameter; ``error``: the piece
+    of a Kahan buffer, if any."""
 
     def __init__(self, p, decayed, k, m=None, codes=None, scales=None):
         self.p, self.decayed, self.k = p, decayed, k
         self.m, self.codes, self.scales = m, codes, scales
+        self.var, self.start, self.error = 0, 0, None
 
-    def staged(self):
-        """Elements of scratch the step works in for this piece's momentum:
-        whole blocks for int8, the piece for another dtype, else none."""
+    def staged(self, compute):
+        """Elements of scratch the step works in for this piece's momentum
+        (``compute``: the dtype the step computes in): whole blocks for
+        int8, the piece for another dtype, else none."""
         if self.codes is not None:
             return self.codes.numel()
-        return self.p.numel() if self.m.dtype != self.p.dtype else 0
+        return self.p.numel() if self.m.dtype != compute else 0
 
 
 def _slot_variables(slot):
@@ -229,26 +270,38 @@ class _Plan:
     """How one list of variables is cut into cache-resident groups.
 
     Built once per list of variables and reused while the variables and
-    their momenta keep their tensors.
+    their momenta keep their tensors. ``rounded``: the optimizer's
+    ``weight_rounding`` when the variables are under a ``lionr.rounding``
+    store (the step then computes in float32), else None.
     """
 
     def __init__(self, optimizer, variables, ps):
         index = optimizer._get_variable_index
         slots = [optimizer._slots[index(v)] for v in variables]
+        rounders = [optimizer._rounders[index(v)] for v in variables]
+        self.rounded = optimizer.weight_rounding if rounders[0] else None
+        self.compute = torch.float32 if self.rounded else ps[0].dtype
         self.slot_vars = [x for s in slots for x in _slot_variables(s)]
+        self.error_vars = [r.error for r in rounders if hasattr(r, "error")]
         self.ps = ps
         self.cautious = optimizer.cautious
         # A cautious scale needs the whole tensor: no cut.
-        self.chunk, group = WHOLE if self.cautious else _cut(ps[0].device)
+        self.chunk, group = (
+            WHOLE if self.cautious else _cut(ps[0].device, self.rounded)
+        )
         self.ms = _tensors(self.slot_vars)
+        self.es = _tensors(self.error_vars)
         pieces, at = [], 0
-        for v, p, slot in zip(variables, ps, slots):
+        for i, (v, p, slot) in enumerate(zip(variables, ps, slots)):
             count = len(_slot_variables(slot))
             stored, at = self.ms[at : at + count], at + count
             decayed = optimizer._use_weight_decay(v)
-            pieces.extend(
-                _slot_pieces(slot, stored, p, decayed, len(pieces), self.chunk)
-            )
+            mine = _slot_pieces(slot, stored, p, decayed, len(pieces), self.chunk)
+            errors = _pieces(self.es[i], self.chunk) if self.es else None
+            for j, piece in enumerate(mine):
+                piece.var, piece.start = index(v), j * self.chunk
+                piece.error = errors[j] if errors else None
+            pieces.extend(mine)
         cut, current, size = [], [], 0
         for piece in pieces:
             n = piece.p.numel()
@@ -259,24 +312,34 @@ class _Plan:
             size += n
         cut.append(current)
         # c takes a group's elements; int8 decoding, one piece's whole blocks.
-        widest = max(sum(max(x.p.numel(), x.staged()) for x in c) for c in cut)
-        staged = max(sum(x.staged() for x in c) for c in cut)
-        c_buf, m_buf = _scratch(
-            optimizer, ps[0].dtype, ps[0].device, widest, staged
+        compute = self.compute
+        self.widest = max(
+            sum(max(x.p.numel(), x.staged(compute)) for x in c) for c in cut
         )
-        self.groups = [_Group(c, c_buf, m_buf) for c in cut]
+        staged = max(sum(x.staged(compute) for x in c) for c in cut)
+        device = ps[0].device
+        c_buf, m_buf, spare = _scratch(
+            optimizer, compute, device, ("c", self.widest), ("m", staged),
+            ("spare", self.widest),
+        )
+        self.scratch_like = c_buf
+        self.groups = [_Group(c, c_buf, m_buf, spare) for c in cut]
 
     def valid(self, ps):
         """True while every variable and momentum keeps the planned tensor."""
         return all(a is b for a, b in zip(ps, self.ps)) and all(
-            a is b for a, b in zip(_tensors(self.slot_vars), self.ms)
+            a is b
+            for a, b in zip(
+                _tensors(self.slot_vars + self.error_vars), self.ms + self.es
+            )
         )
 
-    def grad_pieces(self, grads):
-        """The gradients cut like the parameters, in the parameters' dtype."""
+    def grad_pieces(self, grads, convert=True):
+        """The gradients cut like the parameters, in the parameters' dtype
+        (or as they come, without ``convert``)."""
         out = []
         for g, p in zip(grads, self.ps):
-            if g.dtype != p.dtype:
+            if convert and g.dtype != p.dtype:
                 g = g.to(p.dtype)
             out.extend(_pieces(g, self.chunk))
         return out
@@ -285,20 +348,26 @@ class _Plan:
 def _supported(optimizer, variables, ps):
     """True when ``apply`` can update all of ``variables`` (tensors ``ps``):
     one parameter dtype, contiguous storage (updated in place through flat
-    views), and momenta in float32 or bfloat16, or in int8 blocks beside
-    float32 parameters."""
+    views), all under the same rounding (none, or a ``lionr.rounding``
+    store), and momenta in float32 or bfloat16, or in int8 blocks where the
+    step computes in float32."""
     slots = optimizer._slots
     index = optimizer._get_variable_index
     dtype = ps[0].dtype
-    for v, p in zip(variables, ps):
+    rounders = [optimizer._rounders[index(v)] for v in variables]
+    if len({r is None for r in rounders}) > 1:
+        return False
+    compute = torch.float32 if rounders[0] else dtype
+    for v, p, r in zip(variables, ps, rounders):
         s = slots[index(v)]
         if p.dtype != dtype or not p.is_contiguous():
             return False
         if isinstance(s, state.Blockwise) and (
-            dtype != torch.float32 or s.grouping.sharded
+            compute != torch.float32 or s.grouping.sharded
         ):
             return False
-        if not all(x.value.is_contiguous() for x in _slot_variables(s)):
+        held = _slot_variables(s) + ([r.error] if hasattr(r, "error") else [])
+        if not all(x.value.is_contiguous() for x in held):
             return False
     return True
 
@@ -334,19 +403,19 @@ def _pieces(t, chunk):
     return list(flat.split(chunk))
 
 
-def _scratch(optimizer, dtype, device, widest, staged):
-    """Reusable buffers: one for ``c`` (the widest group, ``widest``
-    elements), one of at least ``staged`` elements for momenta stored in
-    another form (kept off Keras's variable tracking)."""
+def _scratch(optimizer, dtype, device, *wanted):
+    """Reusable flat buffers of ``dtype`` on ``device``, one per ``(name,
+    elements)`` in ``wanted``, each at least that long (kept off Keras's
+    variable tracking, shared by all plans)."""
     cache = optimizer.__dict__.setdefault("_lionr_scratch", {})
-    key = (dtype, device)
-    c_buf, m_buf = cache.get(key, (None, None))
-    if c_buf is None or c_buf.numel() < widest:
-        c_buf = torch.empty(widest, dtype=dtype, device=device)
-    if m_buf is None or m_buf.numel() < staged:
-        m_buf = torch.empty(max(staged, 1), dtype=dtype, device=device)
-    cache[key] = c_buf, m_buf
-    return c_buf, m_buf
+    out = []
+    for name, n in wanted:
+        key = (name, dtype, device)
+        buf = cache.get(key)
+        if buf is None or buf.numel() < n:
+            buf = cache[key] = torch.empty(max(n, 1), dtype=dtype, device=device)
+        out.append(buf)
+    return out
 
 
 @torch.no_grad()
@@ -354,13 +423,22 @@ def apply(optimizer, grads, variables, learning_rate, betas, decay=None):
     """One Lion step for all ``variables``; returns False if unsupported.
 
     ``decay`` is the factor ``1 - wd*lr`` (a 0-d tensor) when the decoupled
-    weight decay is folded into this step, else None.
+    weight decay is folded into this step, else None (weights under a
+    ``lionr.rounding`` store take it in their float32 step instead).
+    ``betas`` as given (numbers or tensors). Nothing is read back to the
+    host: the learning rate and the betas stay 0-d tensors on the device.
     """
     plan = _plan(optimizer, variables)
     if plan is None:
         return False
-    (b1, one_b1), (b2, one_b2) = (_rate(b, plan.ps[0]) for b in betas)
-    lr = _scalar(learning_rate)
+    like = plan.scratch_like
+    lr = _device_scalar(learning_rate, like.dtype, like.device)
+    if plan.rounded is not None:
+        from lionr import _torch_rounding
+
+        _torch_rounding.step(optimizer, plan, grads, lr, betas)
+        return True
+    (b1, one_b1), (b2, one_b2) = (_rate(b, like) for b in betas)
     g_pieces = plan.grad_pieces(grads)
     for group in plan.groups:
         gs = [g_pieces[k] for k in group.where]
@@ -371,12 +449,25 @@ def apply(optimizer, grads, variables, learning_rate, betas, decay=None):
         # c = b1*m + (1-b1)*g, exactly as torch._foreach_mul / _foreach_add_.
         torch._foreach_copy_(cs, ms)
         torch._foreach_mul_(cs, b1)
-        torch._foreach_add_(cs, gs, alpha=one_b1)
+        _add_scaled(cs, gs, one_b1, group.spare)
         torch._foreach_sign_(cs)
         if plan.cautious:
             cautious.foreach_(cs, gs)
-        torch._foreach_add_(group.ps, cs, alpha=-lr)
+        torch._foreach_mul_(cs, lr)
+        torch._foreach_sub_(group.ps, cs)
         torch._foreach_mul_(ms, b2)
-        torch._foreach_add_(ms, gs, alpha=one_b2)
+        _add_scaled(ms, gs, one_b2, group.spare)
         group.store()
     return True
+
+
+def _add_scaled(xs, gs, a, spare):
+    """``xs += a * gs``: one fused multiply-add (``alpha``, as Keras's torch
+    Lion) for a number ``a``; for a tensor ``a``, ``a * gs`` rounded into
+    ``spare`` (views like ``xs``) and added, as ``Lion.update_step`` does."""
+    if not isinstance(a, torch.Tensor):
+        torch._foreach_add_(xs, gs, alpha=a)
+        return
+    torch._foreach_copy_(spare, gs)
+    torch._foreach_mul_(spare, a)
+    torch._foreach_add_(xs, spare)

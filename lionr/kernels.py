@@ -10,9 +10,12 @@ False to let Keras loop over ``Lion.update_step``.
 * torch runs eagerly, one kernel per operation. There the step (with the
   weight decay folded in) runs cache-blocked and multi-tensor, see
   ``lionr._torch_kernel``, in the same operations as Keras's torch Lion,
-  for float32 and bfloat16 momentum, and for int8 blocks beside float32
-  parameters. Parameters of several dtypes (a bfloat16 model with a float32
-  output layer) are stepped one dtype at a time.
+  for float32 and bfloat16 momentum, and for int8 blocks where the step
+  computes in float32; 16-bit weights under a ``lionr.rounding`` store
+  take the same cut, stepped in float32 by ``lionr._torch_rounding``.
+  Parameters of several dtypes (a bfloat16 model with a float32 output
+  layer) are stepped one dtype at a time. Nothing is read back to the host
+  during a step.
 """
 
 import functools
@@ -124,8 +127,9 @@ def _torch_groups(optimizer, grads, variables):
 
 def apply_fused(optimizer, grads, variables, learning_rate, betas, decay=None):
     """Update every variable in a fused step and return True, or return False
-    (nothing updated). ``betas`` are cast to each group's parameter dtype, as
-    ``Lion.update_step`` uses them, so ``1 - beta`` is the same on every path.
+    (nothing updated). ``betas`` as resolved (numbers or tensors); the torch
+    step casts them to each group's compute dtype, as ``Lion.update_step``
+    does, so ``1 - beta`` is the same on every path.
     """
     if not _TORCH or not variables:
         return False
@@ -135,6 +139,5 @@ def apply_fused(optimizer, grads, variables, learning_rate, betas, decay=None):
     if groups is None:
         return False
     for gs, vs in groups:
-        cast = tuple(ops.cast(b, vs[0].dtype) for b in betas)
-        _torch_kernel.apply(optimizer, gs, vs, learning_rate, cast, decay)
+        _torch_kernel.apply(optimizer, gs, vs, learning_rate, betas, decay)
     return True

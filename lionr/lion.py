@@ -196,6 +196,8 @@ class Lion(keras.optimizers.Optimizer):
         # Weights under a rounding store take their decay inside their own
         # float32 step (lionr.rounding.lion_step), not in a rounded pass.
         variables = [v for v in variables if self._rounder(v) is None]
+        if not variables:
+            return
         # Where the backend's fused step can apply the decay in the same
         # pass over memory (torch), only its factor is computed here.
         if kernels.fuses_weight_decay(self, variables):
@@ -210,24 +212,17 @@ class Lion(keras.optimizers.Optimizer):
             hyper.resolve(self.beta_2, self._iterations, "beta_2"),
         )
         object.__setattr__(self, "_betas_now", betas)
-        # Weights under a rounding store always take update_step (looped).
-        pairs = list(zip(grads, trainable_variables))
-        looped = [(g, v) for g, v in pairs if self._rounder(v) is not None]
-        pairs = [(g, v) for g, v in pairs if self._rounder(v) is None]
+        # torch: one fused step per dtype (weights under a rounding store
+        # included); elsewhere, or where it cannot, Keras's loop.
         decay = self.__dict__.pop("_decay_now", None)
-        if pairs:
-            grads, trainable_variables = (list(x) for x in zip(*pairs))
-            if not kernels.apply_fused(
-                self, grads, trainable_variables, learning_rate, betas, decay
-            ):
-                if decay is not None:
-                    super()._apply_weight_decay(trainable_variables)
-                looped = pairs + looped
-        if looped:
-            grads, trainable_variables = (list(x) for x in zip(*looped))
-            super()._backend_update_step(
-                grads, trainable_variables, learning_rate
-            )
+        if kernels.apply_fused(
+            self, grads, trainable_variables, learning_rate, betas, decay
+        ):
+            return
+        decayed = [v for v in trainable_variables if self._rounder(v) is None]
+        if decay is not None and decayed:
+            super()._apply_weight_decay(decayed)
+        super()._backend_update_step(grads, trainable_variables, learning_rate)
 
     def update_step(self, gradient, variable, learning_rate):
         """One Lion step for one variable (the rule in the module docstring).

@@ -30,10 +30,12 @@ float32 momentum and gradient, and ``wd`` zero for weights without decay::
   the low half of ``w'``'s bits and cut the low half off (on the magnitude,
   so negative values round the same way; values past the largest finite
   bfloat16 can round to infinity, infinities stay, NaN stays NaN). The bits
-  come from one ``keras.random.SeedGenerator`` of the optimizer, whose
-  state is an optimizer variable: it is saved and restored with the
-  optimizer, works inside compiled steps, and is seeded from Keras's global
-  seed (``keras.utils.set_random_seed``). No state per parameter. Float16
+  are a hash of the optimizer's seed, the step, the variable and the
+  element (``lionr.random_bits``): the same on every backend, a few integer
+  operations per element. The seed is the first element of the state of a
+  ``keras.random.SeedGenerator`` tracked as an optimizer variable: saved
+  and restored with the optimizer, seeded from Keras's global seed
+  (``keras.utils.set_random_seed``). No state per parameter. Float16
   weights are refused in this mode (their bits are not a float32's upper
   half); ``"kahan"`` serves them.
 
@@ -45,6 +47,7 @@ import keras
 from keras import ops
 
 from lionr import checks
+from lionr import random_bits
 from lionr import state
 
 WEIGHT_ROUNDINGS = ("nearest", "kahan", "stochastic")
@@ -61,22 +64,29 @@ def round_nearest(x, dtype):
     return ops.cast(x, dtype)
 
 
-def round_stochastic(x, seed):
+def round_stochastic(x, key):
     """Float32 ``x`` rounded at random into bfloat16, unbiased.
 
-    ``seed``: a ``keras.random.SeedGenerator`` (or a seed Keras accepts).
+    ``key``: the int32 scalar of ``lionr.random_bits.key``; element ``i``
+    of the flattened ``x`` draws ``random_bits.bits16(i, key)``.
     """
     x = ops.cast(x, "float32")
+    noise = random_bits.bits16_like(ops.shape(x), key)
+    return ops.cast(cut_with_noise(x, noise), "bfloat16")
+
+
+def cut_with_noise(x, noise):
+    """Float32 ``x`` with 16-bit ``noise`` added to the low half of its bits
+    and the low half cut off (a float32 holding a bfloat16 value; NaN kept).
+    """
     bits = ops.view(x, "int32")
-    noise = keras.random.randint(ops.shape(x), 0, 1 << 16, "int32", seed)
     # Adding to the low half carries into the upper half with probability
     # (low half) / 2**16; for negative x the bits are the magnitude's, so
     # the carry moves away from zero as it does for positive x. Only NaN
     # bits (exponent all ones, mantissa nonzero) could carry past the top.
     cut = ops.bitwise_and(ops.add(bits, noise), -(1 << 16))
     rounded = ops.view(cut, "float32")
-    rounded = ops.where(ops.isnan(x), x, rounded)
-    return ops.cast(rounded, "bfloat16")
+    return ops.where(ops.isnan(x), x, rounded)
 
 
 class Kahan:
@@ -105,31 +115,45 @@ class Kahan:
 
 
 class Stochastic:
-    """Stochastic rounding of one bfloat16 weight, drawing from ``seed``."""
+    """Stochastic rounding of one bfloat16 weight, the ``index``-th of the
+    optimizer's variables, with bits keyed by ``seed`` (see ``make_seed``)."""
 
-    def __init__(self, variable, seed):
+    def __init__(self, variable, seed, index):
         if str(variable.dtype) != "bfloat16":
             # Stochastic rounding here cuts float32 bits to bfloat16's.
             checks.for_weight(
                 "weight_rounding", "stochastic", ("nearest", "kahan"),
                 variable.path, variable.dtype,
             )
-        self.seed = seed
+        self.seed, self.index = seed, index
+
+    def key(self, optimizer):
+        """This weight's ``random_bits.key`` at the optimizer's step."""
+        return random_bits.key(
+            seed_value(self.seed), optimizer.iterations, self.index
+        )
 
     def read(self, variable):
         return ops.cast(variable, "float32")
 
     def write(self, optimizer, variable, w, place=None):
-        p = _held(place, round_stochastic(w, self.seed))
+        p = _held(place, round_stochastic(w, self.key(optimizer)))
         optimizer.assign(variable, _gathered(place, p))
 
 
 def make_seed(optimizer):
     """The optimizer's ``SeedGenerator``, its state tracked as an optimizer
-    variable (saved, restored, and threaded through compiled steps)."""
+    variable (saved, restored, and threaded through compiled steps). Its
+    state is ``[seed, 0]``; only the seed is read (``seed_value``) and the
+    state never changes."""
     seed = keras.random.SeedGenerator(name=f"{optimizer.name}_rounding_seed")
     optimizer._track_variable(seed.state)
     return seed
+
+
+def seed_value(seed):
+    """The seed of the ``SeedGenerator`` ``seed``, as an int32 scalar."""
+    return ops.cast(seed.state.value[0], "int32")
 
 
 def make_stores(optimizer, variables, mode, skip, layouts=None):
@@ -145,7 +169,10 @@ def make_stores(optimizer, variables, mode, skip, layouts=None):
         ]
     if mode == "stochastic" and any(wanted):
         seed = make_seed(optimizer)
-        return [Stochastic(v, seed) if w else None for v, w in zip(variables, wanted)]
+        return [
+            Stochastic(v, seed, i) if w else None
+            for i, (v, w) in enumerate(zip(variables, wanted))
+        ]
     return [None for _ in variables]
 
 

@@ -9,7 +9,9 @@ per process; used by ``test_state_sharding.py``.
   ``state_sharding`` "sharded" and "replicated": the weights, the whole
   optimizer state, every state variable's spec and bytes on one device,
   whether every device holds the same replicated weights, and the
-  collectives of the compiled train step (``benchmarks/hlo_collectives``).
+  collectives of the compiled train step (``benchmarks/hlo_collectives``);
+  and, under ``DataParallel``, ``cautious=True`` with bfloat16 momentum,
+  float32 weights ("nearest") and bfloat16 weights ("kahan").
   Between the epochs, the runs of ``SAVED`` are saved to ``DIR`` with
   their momentum then.
 * ``save:DIR``: on one device, each case saved after one epoch, with its
@@ -63,7 +65,7 @@ def distribution(layout):
     )
 
 
-def build(momentum_dtype, rounding, sharding):
+def build(momentum_dtype, rounding, sharding, cautious=False):
     import keras
 
     import lionr
@@ -80,6 +82,7 @@ def build(momentum_dtype, rounding, sharding):
     optimizer = lionr.optimizer_lion(
         learning_rate=1e-2, weight_decay=0.1, momentum_dtype=momentum_dtype,
         weight_rounding=rounding, state_sharding=sharding,
+        cautious=cautious,
     )
     model.compile(optimizer=optimizer, loss="mse")
     return model
@@ -175,6 +178,21 @@ def layouts(folder):
                     ),
                 }
                 keras.distribution.set_distribution(None)
+    # Cautious updates: a masked ternary update, exchanged the same way.
+    for rounding in ("nearest", "kahan"):
+        for sharding in ("sharded", "replicated"):
+            keras.distribution.set_distribution(distribution("data"))
+            momentum_dtype = "bfloat16" if rounding == "nearest" else "float32"
+            model = build(momentum_dtype, rounding, sharding, cautious=True)
+            fit(model, epochs=2)
+            out[f"cautious/{rounding}/{sharding}"] = {
+                "weights": weights(model),
+                "replicas_agree": replicas_agree(model),
+                "collectives": hlo_collectives.collectives(
+                    hlo_collectives.train_step_hlo(model, x[:32], y[:32])
+                ),
+            }
+            keras.distribution.set_distribution(None)
     return out
 
 

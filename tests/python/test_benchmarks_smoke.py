@@ -68,3 +68,32 @@ def test_quick_benchmark_writes_well_formed_outputs(tmp_path):
 
     png = (tmp_path / "step.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "torch",
+    reason="one backend is enough to check the script (it runs in children)",
+)
+def test_quick_device_benchmark_names_the_device_and_writes_its_tables(tmp_path):
+    """``bench_device.py --quick`` on the CPU: it finds no accelerator, says
+    so, and gathers the step, ratio and fit tables into device.md."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_device.py"),
+         "--quick", "--backends", "torch", "--out", str(tmp_path)],
+        env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    md = (tmp_path / "device.md").read_text()
+    data = json.loads((tmp_path / "device.json").read_text())
+    assert data["devices"]["torch"]["kind"] == "cpu"
+    assert data["accelerated"] is False
+    assert "No accelerator was found" in md and "torch: CPU (cpu)" in md
+    for header in ("| backend | implementation |", "| backend | params | ratio |",
+                   "| backend | how | host memory |"):
+        assert header in md
+    labels = {row["ratio"] for row in data["ratios"]["rows"]}
+    assert labels == {
+        "stochastic / nearest (bf16 weights, wd)",
+        "kahan / nearest (bf16 weights, wd)", "int8 / float32 momentum",
+    }

@@ -158,6 +158,32 @@ def test_update_is_gathered_in_2_bits(runs, case):
         assert _bits(bytes_) <= (16 if rounds else 2) * PARAMS + 4 * 8 * 16
 
 
+@pytest.mark.parametrize("rounding", ["nearest", "kahan"])
+def test_cautious_update_is_exchanged_like_the_plain_one(runs, rounding):
+    """cautious=True under DataParallel: sharded state trains to the bits
+    of replicated state, replicas agree, the masked update still travels
+    as bytes (2 bits per parameter, or the 16-bit weights under kahan; the
+    kept fraction is one float per tensor), and the mask did change the
+    run (it differs from plain Lion's)."""
+    sharded = runs[8][f"cautious/{rounding}/sharded"]
+    replicated = runs[8][f"cautious/{rounding}/replicated"]
+    for a, b in zip(sharded["weights"], replicated["weights"]):
+        np.testing.assert_array_equal(np.array(a), np.array(b))
+    assert sharded["replicas_agree"]
+    plain = runs[8][f"data/{'bfloat16' if rounding == 'nearest' else 'float32'}"
+                    f"/{rounding}/sharded"]["weights"]
+    assert any(not np.array_equal(np.array(a), np.array(b))
+               for a, b in zip(sharded["weights"], plain))
+    added = Counter(map(tuple, sharded["collectives"])) - Counter(
+        map(tuple, replicated["collectives"]))
+    big_floats = [c for c in added if c[1] in ("f32", "bf16", "f16") and c[2] > 1]
+    assert not big_floats, added
+    gathers = [c for c in added.elements() if c[0] == "all-gather"]
+    assert all(c[1] == "u8" for c in gathers)
+    limit = 16 * PARAMS if rounding == "kahan" else 2 * PARAMS + 4 * 8 * 16
+    assert 0 < _bits(gathers) <= limit
+
+
 def _saved(runs, name):
     """The uninterrupted 8-device run of a saved file: its weights after
     the second epoch and its momentum when saved."""

@@ -28,7 +28,7 @@ def run(momentum_dtype, weight_decay, whole, monkeypatch, steps=3):
 
     with monkeypatch.context() as patch:
         if whole:
-            patch.setattr(kernel, "_cut", lambda device: kernel.WHOLE)
+            patch.setattr(kernel, "_cut", lambda device, rounded=None: kernel.WHOLE)
         variables = [
             keras.Variable(normal(10 + i, s), name=f"w{i}")
             for i, s in enumerate(SHAPES)

@@ -9,6 +9,7 @@ import keras
 from keras import ops
 
 import lionr
+from lionr import random_bits
 from lionr import rounding
 from reference import numpy_of
 from tiny import COMPILED
@@ -180,6 +181,13 @@ def test_kahan_keeps_steps_far_below_the_weights_spacing():
 
 # ------------------------------------------------------------- stochastic
 
+def key(seed, step=0, variable=0):
+    return random_bits.key(
+        ops.convert_to_tensor(seed, "int32"), ops.convert_to_tensor(step, "int32"),
+        variable,
+    )
+
+
 # Draws per value; the mean of a two-valued rounding is off by at most
 # 5 standard deviations, 5 * sqrt(q (1 - q) / N) <= 2.5 / sqrt(N) spacings.
 DRAWS = 1 << 16
@@ -192,9 +200,7 @@ def test_stochastic_rounding_is_unbiased_and_reaches_both_neighbours(q, base):
     lo = float(rn(f32(base), BF16))  # a bfloat16 value
     hi = float(bf16_neighbour(lo, lo > 0))  # one step away from zero
     x = f32(lo + q * (hi - lo))
-    draws = rounding.round_stochastic(
-        ops.full((DRAWS,), x, "float32"), keras.random.SeedGenerator(7)
-    )
+    draws = rounding.round_stochastic(ops.full((DRAWS,), x, "float32"), key(7))
     assert keras.backend.standardize_dtype(draws.dtype) == "bfloat16"
     d = as_f32(draws)
     assert set(np.unique(d)) == {lo, hi}
@@ -203,15 +209,17 @@ def test_stochastic_rounding_is_unbiased_and_reaches_both_neighbours(q, base):
 
 
 def test_stochastic_rounding_keeps_exact_values_and_specials():
-    specials = f32([0.0, -0.0, 1.0, -2.5, np.inf, -np.inf, np.nan, 3.3895e38])
+    specials = f32([0.0, -0.0, 1.0, -2.5, np.inf, -np.inf, np.nan, 3.395e38])
     out = as_f32(rounding.round_stochastic(
-        ops.convert_to_tensor(np.tile(specials, 64)), keras.random.SeedGenerator(1)
+        ops.convert_to_tensor(np.tile(specials, 64)), key(1)
     )).reshape(64, -1)
     np.testing.assert_array_equal(out[:, :6], np.tile(specials[:6], (64, 1)))
     assert np.signbit(out[:, 1]).all()
     assert np.isnan(out[:, 6]).all()
-    # Past the largest finite bfloat16 (3.3895e38): that value or infinity.
+    # Past the largest finite bfloat16 (3.38953e38; 3.3895e38 as written
+    # before was below it): that value or infinity.
     assert set(np.unique(out[:, 7])) <= {float(BF16(3.3895e38)), np.inf}
+    assert float(BF16(3.3895e38)) == float(ml_dtypes.finfo(BF16).max)
 
 
 def test_stochastic_step_lands_on_a_neighbour_of_the_float32_step():
