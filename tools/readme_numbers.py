@@ -40,6 +40,8 @@ def step_ratio(step, backend, retained):
     size = max(step["sizes"])
     median = {r["implementation"]: r["median_ms"] for r in step["records"]
               if r["backend"] == backend and r["how"] == how and r["params"] == size}
+    if LIONR not in median or KERAS not in median:
+        return None  # a run without that allocation (bench_step --host-memory)
     return median[LIONR] / median[KERAS]
 
 
@@ -57,11 +59,13 @@ def table():
     size = max(step["sizes"])
     fits = {b: fit_cost_ratio(fit, b) for b in BACKENDS}
     params = statistics.median(p for _, p in fits.values())
+    retained = [step_ratio(step, b, True) for b in BACKENDS]
     rows = [
         f"| one optimizer step, {size / 1e6:g}M parameters: lionr's time / Keras's Lion's | "
         + " | ".join(f"{step_ratio(step, b, False):.2f}" for b in BACKENDS) + " |",
-        "| the same, after `retain_host_memory()` | "
-        + " | ".join(f"{step_ratio(step, b, True):.2f}" for b in BACKENDS) + " |",
+        *(["| the same, after `retain_host_memory()` | "
+           + " | ".join(f"{r:.2f}" for r in retained) + " |"]
+          if None not in retained else []),
         f"| inside `fit`, {params / 1e6:.1f}M parameters, memory retained: lionr's cost "
         "/ Keras's Lion's (cost: step time minus SGD's) | "
         + " | ".join(f"{fits[b][0]:.2f}" for b in BACKENDS) + " |",

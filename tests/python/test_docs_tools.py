@@ -91,6 +91,8 @@ def test_readme_numbers_agree_with_the_step_table():
             want_how = how + (", memory retained" if retained else "")
             cells = [r for r in rows if [c.strip() for c in r[:4]]
                      == [backend, "lionr.Lion", want_how, size]]
-            assert len(cells) == 1, (backend, want_how)
             ratio = readme_numbers.step_ratio(step, backend, retained)
+            if retained and ratio is None and not cells:
+                continue  # a run without --host-memory: no such rows
+            assert len(cells) == 1, (backend, want_how)
             assert abs(ratio - float(cells[0][7])) < 0.006, (backend, retained, ratio)
