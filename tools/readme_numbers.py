@@ -5,8 +5,10 @@
 
 The table sits between the two marker lines START and END in README.md.
 Numbers come from the JSON files the benchmarks write: step.json
-(``benchmarks/bench_step.py``), fit.json (``benchmarks/bench_fit.py``) and
-momentum_modes.json (``benchmarks/momentum_modes.py``).
+(``benchmarks/bench_step.py``), fit.json (``benchmarks/bench_fit.py``),
+momentum_modes.json (``benchmarks/momentum_modes.py``), state_per_device.json
+(``benchmarks/state_per_device.py``) and transformer.json
+(``benchmarks/transformer.py``).
 """
 
 import argparse
@@ -54,6 +56,32 @@ def fit_cost_ratio(fit, backend):
     return (median[LIONR] - median[SGD]) / (median[KERAS] - median[SGD]), params
 
 
+def state_on_devices(record, devices=8):
+    """One sentence: state per device (B/param), DataParallel on ``devices``."""
+    run = next(r for r in record["results"] if r["devices"] == devices)
+    held = {r["optimizer"]: r["bytes"] / r["params"] for r in run["rows"]
+            if r["layout"] == "DataParallel"}
+    lionr = ", ".join(f"`{m}` {held[f'lionr {m}, sharded']:.3f}"
+                      for m in ("float32", "bfloat16", "int8"))
+    return (f"Optimizer state per device under `DataParallel` on {devices} devices, "
+            f"B/param: lionr {lionr}; Keras's Lion {held['keras Lion']:.3f}, "
+            f"AdamW {held['keras AdamW']:.3f}.")
+
+
+def transformer(record):
+    """One sentence: the transformer benchmark's best Lion against AdamW."""
+    batch = str(record["config"]["batch"])
+    runs = record["results"][batch]
+    adamw = runs["AdamW"]["mean"]
+    best = min((k for k in runs if k != "AdamW" and "experiment" not in k),
+               key=lambda k: runs[k]["mean"])
+    return (f"Small transformer language model (batch {batch}, "
+            f"{record['config']['steps']} steps, mean of 3 seeds): validation loss "
+            f"AdamW {adamw:.3f}, lionr's best ({best}) {runs[best]['mean']:.3f} "
+            f"({runs[best]['mean'] / adamw:.3f}x); see "
+            "[Choosing settings](docs/choosing-settings.md).")
+
+
 def table():
     step, fit, modes = _load("step.json"), _load("fit.json"), _load("momentum_modes.json")
     size = max(step["sizes"])
@@ -71,6 +99,8 @@ def table():
         + " | ".join(f"{fits[b][0]:.2f}" for b in BACKENDS) + " |",
     ]
     state = ", ".join(f"`{k}` {v['state_bytes_per_param']:.2f}" for k, v in modes.items())
+    devices = state_on_devices(_load("state_per_device.json"))
+    quality = transformer(_load("transformer.json"))
     agree = ", ".join(f"`{k}` {1 - v['sign_agreement']:.4f}" for k, v in modes.items()
                       if k != "float32")
     return "\n".join([
@@ -81,6 +111,10 @@ def table():
         "",
         f"Momentum state in bytes per parameter: {state}; share of update signs that",
         f"differ from float32's: {agree}.",
+        "",
+        devices,
+        "",
+        quality,
         END,
     ])
 
