@@ -10,7 +10,9 @@ unchanged and get no state here.
 * ``"nearest"``: Keras's step in the weight's own dtype: the decoupled
   weight decay ``p <- p - p*wd*lr`` rounded, then ``p <- p - lr*s`` rounded
   (``s`` the sign of Lion's interpolation). Bit-identical to
-  ``keras.optimizers.Lion``.
+  ``keras.optimizers.Lion`` on jax and tensorflow; on torch Keras's Lion
+  keeps the betas as Python floats where lionr rounds them to the weight's
+  dtype, as on the other backends.
 
 For the two other modes the step is computed in float32 and rounded once.
 With ``w`` the weight as float32, ``s`` the sign computed in float32 from a
