@@ -350,12 +350,15 @@ def _supported(optimizer, variables, ps):
     one parameter dtype, contiguous storage (updated in place through flat
     views), all under the same rounding (none, or a ``lionr.rounding``
     store), and momenta in float32 or bfloat16, or in int8 blocks where the
-    step computes in float32."""
+    step computes in float32. Cautious updates under a rounding store take
+    the per-variable step (the fused rounding step has no mask)."""
     slots = optimizer._slots
     index = optimizer._get_variable_index
     dtype = ps[0].dtype
     rounders = [optimizer._rounders[index(v)] for v in variables]
     if len({r is None for r in rounders}) > 1:
+        return False
+    if optimizer.cautious and rounders[0] is not None:
         return False
     compute = torch.float32 if rounders[0] else dtype
     for v, p, r in zip(variables, ps, rounders):
