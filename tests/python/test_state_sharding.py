@@ -204,15 +204,12 @@ def _close_or_flipped(resumed, reference):
         assert np.max(np.abs(a - b)) <= 2 * LR + 1e-3
 
 
-EXACT = ("float32-nearest", "bfloat16-nearest")
-
-
 @pytest.mark.parametrize("devices", [4, 2, 1])
 def test_resume_8_devices_on_fewer(runs, devices):
     """Every file saved on 8 devices loads on 4, 2 and 1 and trains on: the
     momentum as saved (to the bit where the int8 blocks are the same;
     within the re-encoding's rounding where they are not), the weights of
-    the uninterrupted run."""
+    the uninterrupted run (within a few sign flips after a re-encoding)."""
     resumed = runs[devices]
     assert sorted(resumed) == sorted(runs[8]["saved"])
     for name, run in resumed.items():
@@ -226,7 +223,7 @@ def test_resume_8_devices_on_fewer(runs, devices):
             else:  # one rounding of a new 8-bit encode
                 bound = 2 / 127 * np.max(np.abs(m))
                 assert np.max(np.abs(got - m)) <= bound, name
-        if any(e in name for e in EXACT) or "-data-int8-nearest" in name:
+        if not reencoded:  # stochastic bits too: keyed by the global index
             for a, b in zip(run["weights"], weights):
                 np.testing.assert_allclose(a, b, rtol=0, atol=1e-6,
                                            err_msg=name)
@@ -237,7 +234,8 @@ def test_resume_8_devices_on_fewer(runs, devices):
 
 def test_resume_1_device_on_8(runs):
     """Files saved on one device load under an 8-device DataParallel with
-    sharded state and train on as the one-device run does."""
+    sharded state and train on as the one-device run does (stochastic
+    rounding included: its bits are keyed by the global element index)."""
     resumed = runs["1to8"]
     assert len(resumed) == 5
     for name, run in resumed.items():
@@ -247,9 +245,5 @@ def test_resume_1_device_on_8(runs):
             np.testing.assert_array_equal(np.array(run["momenta"][path]),
                                           np.array(m), err_msg=name)
         assert any("batch" in spec for spec in run["state"].values()), name
-        if any(e in name for e in EXACT) or "int8-nearest" in name:
-            for a, b in zip(run["weights"], reference):
-                np.testing.assert_allclose(a, b, rtol=0, atol=1e-6,
-                                           err_msg=name)
-        else:
-            _close_or_flipped(run["weights"], reference)
+        for a, b in zip(run["weights"], reference):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-6, err_msg=name)
