@@ -13,19 +13,11 @@
 # NumPy 2, so the arrays are made by scikit-learn and NumPy, reached with
 # convert = FALSE, and given to fit() as Python objects.
 
-options <- list(epochs = 30, batch_size = 64, seed = 42, lr = 3e-4,
-                wd = 0.1, verbose = 1,
-                out = file.path("build", "demo", "history_r.csv"))
-argv <- commandArgs(trailingOnly = TRUE)
-while (length(argv) >= 2) {
-  key <- sub("^--", "", argv[[1]])
-  key <- gsub("-", "_", key, fixed = TRUE)
-  if (!key %in% names(options)) stop("unknown option --", key)
-  options[[key]] <- if (is.character(options[[key]])) argv[[2]] else
-    as.numeric(argv[[2]])
-  argv <- argv[-(1:2)]
-}
-if (length(argv)) stop("options come in pairs: --name value")
+source(file.path("demo", "options.R"))  # run from the repository root
+options <- demo_options(list(
+  epochs = 30, batch_size = 64, seed = 42, lr = 3e-4, wd = 0.1, verbose = 1,
+  out = file.path("build", "demo", "history_r.csv")
+))
 
 suppressPackageStartupMessages({
   library(reticulate)

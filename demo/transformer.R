@@ -10,17 +10,10 @@
 #   KERAS_BACKEND      is jax (the training loop is jax's).
 #   Rscript demo/transformer.R [--steps 100] [--output build/demo/transformer_r.png]
 
-options <- list(steps = 100,
-                output = file.path("build", "demo", "transformer_r.png"))
-argv <- commandArgs(trailingOnly = TRUE)
-while (length(argv) >= 2) {
-  key <- sub("^--", "", argv[[1]])
-  if (!key %in% names(options)) stop("unknown option --", key)
-  options[[key]] <- if (is.character(options[[key]])) argv[[2]] else
-    as.numeric(argv[[2]])
-  argv <- argv[-(1:2)]
-}
-if (length(argv)) stop("options come in pairs: --name value")
+source(file.path("demo", "options.R"))  # run from the repository root
+options <- demo_options(list(
+  steps = 100, output = file.path("build", "demo", "transformer_r.png")
+))
 
 suppressPackageStartupMessages({
   library(reticulate)

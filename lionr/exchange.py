@@ -9,11 +9,11 @@ the packed bytes are laid out like the parameter (an all-gather of
 ``2 * n / 8`` bytes over the data axis for ``n`` values), and every device
 unpacks the whole update and applies it to its replica::
 
-    p <- p - lr * u            (or  p - (lr * u) * scale)
+    p <- p - lr * u
 
 in the weight's dtype, the same arithmetic as without sharding, so the
-weights are bit-identical on every device and to a replicated run. ``scale``
-is an optional scalar (a per-tensor factor of a masked update). The unused
+weights are bit-identical on every device and to a replicated run (a
+cautious update's per-tensor scale is folded into ``lr``). The unused
 code ``pos = 1, nz = 0`` carries NaN, so a NaN update still reaches the
 weight as it would unsharded.
 
@@ -48,14 +48,11 @@ def packed_update(u, placement):
     return placement.on_param(full)
 
 
-def apply_update(optimizer, variable, u, learning_rate, placement, scale=None):
-    """``variable <- variable - lr * u`` (times ``scale`` when given), with
-    ``u`` computed where the state lives and exchanged in 2 bits."""
+def apply_update(optimizer, variable, u, learning_rate, placement):
+    """``variable <- variable - lr * u``, with ``u`` computed where the state
+    lives and exchanged in 2 bits."""
     u = packed_update(u, placement)
-    step = ops.multiply(learning_rate, u)
-    if scale is not None:
-        step = ops.multiply(step, scale)
-    optimizer.assign_sub(variable, step)
+    optimizer.assign_sub(variable, ops.multiply(learning_rate, u))
 
 
 def _pack(bits):

@@ -25,6 +25,8 @@ same. The step for a parameter whose state is sharded beyond it is
 computed where the state lives; ``lionr.exchange`` gathers its result.
 """
 
+import math
+
 import keras
 
 STATE_SHARDINGS = ("sharded", "replicated")
@@ -75,7 +77,6 @@ class Placement:
         """``x`` (the parameter's shape) laid out like the parameter."""
         return _constrain(x, self.param) if self.spread else x
 
-
     def gather_bytes(self, x):
         """``x`` (the parameter's shape plus one trailing axis, laid out like
         the state) laid out like the parameter: the gather is made on ``x``
@@ -124,12 +125,7 @@ def _same_blocks(local, i, size, block):
     """True when cutting dimension ``i`` of a piece of shape ``local`` into
     ``size`` keeps its blocks of ``block`` values: each new piece is a run
     of whole blocks of the old piece, flattened."""
-    before = 1
-    for d in local[:i]:
-        before *= d
-    total = before
-    for d in local[i:]:
-        total *= d
+    before, total = math.prod(local[:i]), math.prod(local)
     return before == 1 and (total // size) % block == 0
 
 
@@ -143,8 +139,7 @@ def _count(mesh, entry):
 
 def _whole(mesh, entry):
     """True when a dimension laid out by ``entry`` is not cut."""
-    names = list(mesh.axis_names)
-    return all(mesh.shape[names.index(n)] == 1 for n in _names(entry))
+    return _count(mesh, entry) == 1
 
 
 def _constrain(x, layout):

@@ -29,6 +29,8 @@ bits the whole weight would. ``seed`` is kept in the optimizer's state and
 exactly after saving and loading. Counts wrap at 2**31 steps and elements.
 """
 
+import math
+
 from keras import ops
 
 C1 = 0x7FEB352D
@@ -73,8 +75,6 @@ def bits16(index, key):
 def bits16_like(shape, key):
     """``bits16`` of every element of a tensor of ``shape`` (row-major flat
     indices)."""
-    n = 1
-    for d in shape:
-        n *= int(d)
+    n = math.prod(int(d) for d in shape)
     index = ops.reshape(ops.arange(n, dtype="int32"), tuple(shape))
     return bits16(index, key)

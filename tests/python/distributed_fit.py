@@ -43,13 +43,18 @@ def connect(args):
     )
 
 
-def data():
-    import tensorflow as tf
-
+def arrays():
+    """The inputs and targets every distributed test trains on."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(128, 64)).astype("float32")
     y = rng.normal(size=(128, 8)).astype("float32")
-    return tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+    return x, y
+
+
+def data():
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices(arrays()).batch(32)
 
 
 def distribution(layout):
@@ -96,12 +101,13 @@ def slot_variables(slot):
     return [s for s in stores if s is not None]
 
 
-def run(layout, momentum_dtype, rounding="nearest", save=None):
+def build(momentum_dtype, rounding="nearest", **options):
+    """The test model (64 -> 128 -> 8 Dense; bfloat16 weights under a
+    rounding other than "nearest"), compiled with lionr and ``options``."""
     import keras
 
     import lionr
 
-    keras.distribution.set_distribution(distribution(layout))
     keras.utils.set_random_seed(0)
     dtype = "float32" if rounding == "nearest" else "bfloat16"
     model = keras.Sequential(
@@ -113,9 +119,18 @@ def run(layout, momentum_dtype, rounding="nearest", save=None):
     )
     optimizer = lionr.optimizer_lion(
         learning_rate=1e-2, weight_decay=0.1, momentum_dtype=momentum_dtype,
-        weight_rounding=rounding,
+        weight_rounding=rounding, **options,
     )
     model.compile(optimizer=optimizer, loss="mse")
+    return model
+
+
+def run(layout, momentum_dtype, rounding="nearest", save=None):
+    import keras
+
+    keras.distribution.set_distribution(distribution(layout))
+    model = build(momentum_dtype, rounding)
+    optimizer = model.optimizer
     model.fit(data(), epochs=2, shuffle=False, verbose=0)
     variables = model.trainable_variables
     name = {id(v): v.path.split("/", 1)[1] for v in variables}  # "d1/kernel"

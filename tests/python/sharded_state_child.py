@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+import distributed_fit
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent / "benchmarks"))
 
@@ -39,11 +41,7 @@ CASES = (
 )
 
 
-def data():
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(128, 64)).astype("float32")
-    y = rng.normal(size=(128, 8)).astype("float32")
-    return x, y
+data = distributed_fit.arrays
 
 
 def distribution(layout):
@@ -66,26 +64,9 @@ def distribution(layout):
 
 
 def build(momentum_dtype, rounding, sharding, cautious=False):
-    import keras
-
-    import lionr
-
-    keras.utils.set_random_seed(0)
-    dtype = "float32" if rounding == "nearest" else "bfloat16"
-    model = keras.Sequential(
-        [
-            keras.Input((64,)),
-            keras.layers.Dense(128, name="d1", dtype=dtype),
-            keras.layers.Dense(8, name="d2", dtype=dtype),
-        ]
+    return distributed_fit.build(
+        momentum_dtype, rounding, state_sharding=sharding, cautious=cautious
     )
-    optimizer = lionr.optimizer_lion(
-        learning_rate=1e-2, weight_decay=0.1, momentum_dtype=momentum_dtype,
-        weight_rounding=rounding, state_sharding=sharding,
-        cautious=cautious,
-    )
-    model.compile(optimizer=optimizer, loss="mse")
-    return model
 
 
 def fit(model, epochs=1):
