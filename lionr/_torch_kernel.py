@@ -216,7 +216,9 @@ def _encode(block, codes, scales, scratch):
     torch.amax(scratch, dim=1, keepdim=True, out=scales)
     factor = (state.LEVELS**2 / scales).clamp_(max=state.FLOAT32_MAX)
     scratch.mul_(factor).sqrt_().round_()  # rounding commutes with the sign
-    codes.copy_(block.sign_().mul_(scratch))
+    # copysign for sign(m) * x: equal wherever it matters (x is NaN
+    # wherever m is, and a code of +-0 is 0).
+    codes.copy_(torch.copysign(scratch, block, out=scratch))
 
 
 class _Piece:
@@ -450,8 +452,7 @@ def apply(optimizer, grads, variables, learning_rate, betas, decay=None):
         ms, cs = group.work, group.cs
         group.load()
         # c = b1*m + (1-b1)*g, exactly as torch._foreach_mul / _foreach_add_.
-        torch._foreach_copy_(cs, ms)
-        torch._foreach_mul_(cs, b1)
+        mul_into(cs, ms, b1)
         _add_scaled(cs, gs, one_b1, group.spare)
         torch._foreach_sign_(cs)
         if plan.cautious:
@@ -471,6 +472,22 @@ def _add_scaled(xs, gs, a, spare):
     if not isinstance(a, torch.Tensor):
         torch._foreach_add_(xs, gs, alpha=a)
         return
-    torch._foreach_copy_(spare, gs)
-    torch._foreach_mul_(spare, a)
+    mul_into(spare, gs, a)
     torch._foreach_add_(xs, spare)
+
+
+# Up to this many pieces in a group, ``mul_into`` makes one call per piece.
+FEW_PIECES = 4
+
+
+def mul_into(out, xs, a):
+    """``out <- xs * a`` (``a`` a number or 0-d tensor): one pass over
+    memory per piece (``torch.mul`` with ``out``) where the group has few
+    pieces, else a multi-tensor copy and multiply (two passes, two calls).
+    The same product either way."""
+    if len(out) <= FEW_PIECES:
+        for o, x in zip(out, xs):
+            torch.mul(x, a, out=o)
+        return
+    torch._foreach_copy_(out, xs)
+    torch._foreach_mul_(out, a)

@@ -80,6 +80,7 @@ def step(optimizer, plan, grads, lr, betas):
     """One step of ``plan`` (a ``_torch_kernel._Plan`` under a rounding
     store); ``lr``: float32 0-d tensor; ``betas`` as given."""
     from lionr._torch_kernel import _device_scalar
+    from lionr._torch_kernel import mul_into
 
     f32 = torch.float32
     device = plan.ps[0].device
@@ -107,14 +108,13 @@ def step(optimizer, plan, grads, lr, betas):
         gs = [g_pieces[k] for k in group.where]
         ws, ts, cs = group.views(w_buf), group.spare, group.cs
         torch._foreach_copy_(ws, group.ps)
-        if kahan:
-            torch._foreach_copy_(ts, [x.error for x in group.pieces])
-            torch._foreach_add_(ws, ts)
+        if kahan:  # a 16-bit operand is widened exactly into float32
+            errors = [x.error for x in group.pieces]
+            torch._foreach_add_(ws, errors)
         decayed = [i for i, x in enumerate(group.pieces) if x.decayed]
         if decay is not None and decayed:
             wd_, td_ = [ws[i] for i in decayed], [ts[i] for i in decayed]
-            torch._foreach_copy_(td_, wd_)
-            torch._foreach_mul_(td_, decay)
+            mul_into(td_, wd_, decay)
             torch._foreach_sub_(wd_, td_)
         if any(g.dtype != f32 for g in gs):
             g32 = group.views(g_buf)
@@ -122,24 +122,19 @@ def step(optimizer, plan, grads, lr, betas):
             gs = g32
         group.load()
         ms = group.work
-        torch._foreach_copy_(cs, ms)
-        torch._foreach_mul_(cs, b1)
-        torch._foreach_copy_(ts, gs)
-        torch._foreach_mul_(ts, one_b1)
+        mul_into(cs, ms, b1)
+        mul_into(ts, gs, one_b1)
         torch._foreach_add_(cs, ts)
         torch._foreach_sign_(cs)
         torch._foreach_mul_(cs, lr)
         torch._foreach_sub_(ws, cs)
         torch._foreach_mul_(ms, b2)
-        torch._foreach_copy_(ts, gs)
-        torch._foreach_mul_(ts, one_b2)
+        mul_into(ts, gs, one_b2)
         torch._foreach_add_(ms, ts)
         group.store()
         if kahan:
-            errors = [x.error for x in group.pieces]
             torch._foreach_copy_(group.ps, ws)
-            torch._foreach_copy_(ts, group.ps)
-            torch._foreach_sub_(ws, ts)
+            torch._foreach_sub_(ws, group.ps)  # w - p, exact in float32
             torch._foreach_copy_(errors, ws)
             continue
         for j, (p, w) in enumerate(zip(group.ps, ws)):

@@ -93,6 +93,39 @@ def after_parameter(m_new, variable):
     return ops.subtract(m_new, ops.cast(never, m_new.dtype))
 
 
+def after(x, previous):
+    """``x`` unchanged, made to depend on ``previous`` (the float tensors
+    written by the step of an earlier variable; none: ``x`` as it is).
+
+    Some steps need a temporary as large as their parameter in XLA's CPU
+    code: the int8 momentum's ``|m|`` before its block maxima, the float32
+    weight that ``"kahan"`` rounds twice. XLA schedules the steps of all
+    variables side by side, so these temporaries are alive at once, in one
+    buffer as large as their sum, which the C library maps afresh at every
+    step and the kernel zero-fills page by page (``lionr.host_memory``).
+    Ordered one after the other, the steps share one temporary of the
+    largest variable's size. The dependence is ``after_parameter``'s:
+    ``x - (y > inf)`` for one element ``y`` of each tensor of ``previous``,
+    which subtracts ``+0.0`` (``x`` to the bit).
+
+    Applied only in a jax step compiled for the CPU and outside a
+    ``keras.distribution`` (one element of a sharded tensor would be a
+    collective). Tensorflow's allocator keeps its buffers from step to
+    step, and there the order made the kahan step slower.
+    """
+    if not previous or keras.backend.backend() != "jax":
+        return x
+    if not (_on_cpu() and _traced_for_xla(x)):
+        return x
+    if keras.distribution.distribution() is not None:
+        return x  # one element of a sharded tensor would travel
+    for y in previous:
+        if math.prod(y.shape):
+            never = ops.greater(y[(0,) * len(y.shape)], math.inf)
+            x = ops.subtract(x, ops.cast(never, x.dtype))
+    return x
+
+
 def fuses_weight_decay(optimizer, variables):
     """True when ``apply_fused`` will also apply the decoupled weight decay.
 

@@ -212,6 +212,7 @@ class Lion(keras.optimizers.Optimizer):
             hyper.resolve(self.beta_2, self._iterations, "beta_2"),
         )
         object.__setattr__(self, "_betas_now", betas)
+        object.__setattr__(self, "_written_last", ())  # see kernels.after
         # torch: one fused step per dtype (weights under a rounding store
         # included); elsewhere, or where it cannot, Keras's loop.
         decay = self.__dict__.pop("_decay_now", None)
@@ -239,11 +240,18 @@ class Lion(keras.optimizers.Optimizer):
         """
         rounder = self._rounder(variable)
         dtype = variable.dtype if rounder is None else "float32"
+        index = self._get_variable_index(variable)
+        slot = self._slots[index]
+        # Steps that need a full-size temporary run one after the other.
+        scratch = slot.scratch or getattr(rounder, "scratch", False)
+        last = []
+        if scratch:
+            gradient = kernels.after(
+                gradient, self.__dict__.get("_written_last", ())
+            )
         lr = ops.cast(learning_rate, dtype)
         gradient = ops.cast(gradient, dtype)
         beta_1, beta_2 = (ops.cast(b, dtype) for b in self._betas_now)
-        index = self._get_variable_index(variable)
-        slot = self._slots[index]
         place = self._placements[index]
         m = slot.read()
         c = place.on_state(
@@ -262,14 +270,18 @@ class Lion(keras.optimizers.Optimizer):
             self.assign_sub(variable, ops.multiply(rate, u))
         else:
             step = ops.multiply(rate, u)
-            rounding.lion_step(
+            written = rounding.lion_step(
                 rounder, self, variable, step, self._decay_of(variable, lr),
                 place,
             )
+            if scratch:
+                last.append(written)
         m_new = ops.add(
             ops.multiply(m, beta_2), ops.multiply(gradient, 1.0 - beta_2)
         )
-        slot.write(self, kernels.after_parameter(m_new, variable))
+        written = slot.write(self, kernels.after_parameter(m_new, variable))
+        if scratch:
+            object.__setattr__(self, "_written_last", (*last, written))
 
     def _decay_of(self, variable, lr):
         """``wd * lr`` (``lr`` a tensor) when ``variable`` decays, else None."""

@@ -94,6 +94,8 @@ def cut_with_noise(x, noise):
 class Kahan:
     """The compensation buffer ``e`` of one weight (weight's dtype)."""
 
+    scratch = True  # XLA on the CPU writes w' before rounding it twice
+
     def __init__(self, optimizer, variable, layout=None):
         self.dtype = variable.dtype
         self.error = optimizer.add_variable(
@@ -114,11 +116,14 @@ class Kahan:
         e = round_nearest(ops.subtract(w, ops.cast(p, "float32")), self.dtype)
         optimizer.assign(variable, _gathered(place, p))
         optimizer.assign(self.error, e)
+        return e
 
 
 class Stochastic:
     """Stochastic rounding of one bfloat16 weight, the ``index``-th of the
     optimizer's variables, with bits keyed by ``seed`` (see ``make_seed``)."""
+
+    scratch = False
 
     def __init__(self, variable, seed, index):
         if str(variable.dtype) != "bfloat16":
@@ -141,6 +146,7 @@ class Stochastic:
     def write(self, optimizer, variable, w, place=None):
         p = _held(place, round_stochastic(w, self.key(optimizer)))
         optimizer.assign(variable, _gathered(place, p))
+        return p
 
 
 def make_seed(optimizer):
@@ -185,13 +191,14 @@ def lion_step(store, optimizer, variable, step, decay, place=None):
     float32 scalar, or None. ``place``: the ``lionr.placement.Placement``
     of ``variable``; where its state is cut beyond the parameter, ``w'`` is
     computed and rounded on each device's piece and the new 16-bit values
-    are gathered (16 bits per parameter).
+    are gathered (16 bits per parameter). Returns the last tensor the
+    store wrote.
     """
     w = store.read(variable)
     if decay is not None:
         w = ops.subtract(w, ops.multiply(w, decay))
     w = _held(place, ops.subtract(w, step))
-    store.write(optimizer, variable, w, place)
+    return store.write(optimizer, variable, w, place)
 
 
 def _held(place, x):

@@ -41,6 +41,8 @@ class Plain:
     """Momentum stored as is (``float32``) or cast (``bfloat16``), read in
     ``compute_dtype`` (default: the parameter's dtype)."""
 
+    scratch = False  # its step needs no temporary (see kernels.after)
+
     def __init__(
         self, optimizer, variable, dtype=None, compute_dtype=None, layout=None
     ):
@@ -58,7 +60,10 @@ class Plain:
         return ops.cast(m, self.compute_dtype) if self.cast else m
 
     def write(self, optimizer, m):
-        optimizer.assign(self.slot, ops.cast(m, self.slot.dtype) if self.cast else m)
+        """Store ``m``; returns what was stored."""
+        m = ops.cast(m, self.slot.dtype) if self.cast else m
+        optimizer.assign(self.slot, m)
+        return m
 
 
 class Blockwise:
@@ -69,6 +74,8 @@ class Blockwise:
     ``lionr.placement``); otherwise they are ``BLOCK`` consecutive values of
     the flattened tensor.
     """
+
+    scratch = True  # XLA on the CPU writes |m| before the block maxima
 
     def __init__(self, optimizer, variable, compute_dtype=None, layout=None):
         self.shape = tuple(variable.shape)
@@ -100,6 +107,7 @@ class Blockwise:
         return ops.cast(grouping.ungroup(m), self.compute_dtype)
 
     def write(self, optimizer, m):
+        """Store ``m`` as codes and scales; returns the scales."""
         # Whole blocks are reshaped in place and only the last, partial
         # block is padded: padding the whole tensor would make XLA keep two
         # float32 copies of the new momentum.
@@ -123,6 +131,7 @@ class Blockwise:
             scales = ops.concatenate([p[1] for p in parts], axis=-2)
         optimizer.assign(self.codes, codes)
         optimizer.assign(self.scales, scales)
+        return scales
 
 
 def _quantize(blocks):

@@ -195,3 +195,39 @@ def test_ordering_operations_only_where_xla_compiles():
         tf.function(lambda m: probe("xla", m), jit_compile=True)(m)
     assert seen.pop("xla") is False
     assert all(seen.values()), seen
+
+
+TEMPORARY_CASES = {
+    "int8 momentum": ("float32", dict(momentum_dtype="int8")),
+    "kahan rounding": ("bfloat16", dict(weight_rounding="kahan")),
+}
+
+
+@pytest.mark.parametrize("case", list(TEMPORARY_CASES))
+def test_steps_that_need_a_temporary_share_one(case):
+    """The int8 step writes ``|m|`` and the kahan step ``w'`` as large as
+    their parameter; ordered one variable after another
+    (``kernels.after``), XLA gives all of them one buffer the size of one
+    variable's, where side by side they would take the sum. Read from the
+    compiled step's own memory analysis."""
+    if BACKEND != "jax" or not kernels._on_cpu():
+        pytest.skip("jax's compiled memory analysis, on the CPU")
+    import jax
+
+    dtype, options = TEMPORARY_CASES[case]
+    shapes = [(256, 256)] * 4
+    variables = [
+        keras.Variable(normal(i, s), dtype=dtype) for i, s in enumerate(shapes)
+    ]
+    optimizer = lionr.Lion(weight_decay=0.01, **options)
+    optimizer.build(variables)
+    step = jax.jit(
+        lambda p, s, g: optimizer.stateless_apply(s, g, p),
+        donate_argnums=(0, 1),
+    )
+    grads = [np.ones(s, dtype) for s in shapes]
+    state = [v.value for v in optimizer.variables]
+    compiled = step.lower([v.value for v in variables], state, grads).compile()
+    temp = compiled.memory_analysis().temp_size_in_bytes
+    one = 4 * 256 * 256  # one variable's float32 temporary
+    assert temp < 2 * one, (temp, one)
