@@ -7,7 +7,7 @@ from lionr.host_memory import retain as retain_host_memory
 from lionr.hyper import FrozenHyperparameterWarning
 from lionr.lion import Lion
 
-__version__ = "0.4.0"
+__version__ = "0.4.1"
 __all__ = [
     "optimizer_lion",
     "Lion",

@@ -42,7 +42,7 @@ def _on_cpu():
     return False
 
 
-def _traced_for_xla(x):
+def traced_for_xla(x):
     """True while ``x`` belongs to a step being traced for XLA: a jax trace
     (Keras's jax trainer always compiles), or a ``tf.function`` with
     ``jit_compile=True`` (Keras's tensorflow trainer compiles with XLA only
@@ -81,7 +81,7 @@ def after_parameter(m_new, variable):
     Outside XLA the two extra operations would only cost time, so they are
     left out.
     """
-    if not (_on_cpu() and _traced_for_xla(m_new)):
+    if not (_on_cpu() and traced_for_xla(m_new)):
         return m_new
     if math.prod(variable.shape) == 0:
         return m_new
@@ -115,7 +115,7 @@ def after(x, previous):
     """
     if not previous or keras.backend.backend() != "jax":
         return x
-    if not (_on_cpu() and _traced_for_xla(x)):
+    if not (_on_cpu() and traced_for_xla(x)):
         return x
     if keras.distribution.distribution() is not None:
         return x  # one element of a sharded tensor would travel

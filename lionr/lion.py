@@ -276,10 +276,10 @@ class Lion(keras.optimizers.Optimizer):
             )
             if scratch:
                 last.append(written)
-        m_new = ops.add(
-            ops.multiply(m, beta_2), ops.multiply(gradient, 1.0 - beta_2)
+        written = slot.advance(
+            self, m, gradient, beta_2,
+            lambda m_new: kernels.after_parameter(m_new, variable),
         )
-        written = slot.write(self, kernels.after_parameter(m_new, variable))
         if scratch:
             object.__setattr__(self, "_written_last", (*last, written))
 

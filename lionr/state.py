@@ -20,8 +20,10 @@ only the stored copy of the momentum ``m`` changes.
 
 import math
 
+import keras
 from keras import ops
 
+from lionr import kernels
 from lionr import shards
 
 MOMENTUM_DTYPES = ("float32", "bfloat16", "int8")
@@ -65,6 +67,13 @@ class Plain:
         optimizer.assign(self.slot, m)
         return m
 
+    def advance(self, optimizer, m, g, beta_2, order):
+        """Store ``m <- m * beta_2 + g * (1 - beta_2)``, computed from ``m``
+        as ``read`` gave it, with ``order`` applied to the new value (see
+        ``lionr.kernels.after_parameter``); returns what was stored."""
+        m_new = ops.add(ops.multiply(m, beta_2), ops.multiply(g, 1.0 - beta_2))
+        return self.write(optimizer, order(m_new))
+
 
 class Blockwise:
     """Momentum stored as int8 blocks with one float32 scale per block.
@@ -97,11 +106,14 @@ class Blockwise:
             layout=layout,
         )
 
+    def _decoded(self):
+        """The momentum in float32, in the stored blocks' shape."""
+        q = ops.cast(self.codes.value, "float32")
+        return (q * ops.abs(q)) * (self.scales.value * (1.0 / LEVELS**2))
+
     def read(self):
         grouping = self.grouping
-        q = ops.cast(self.codes.value, "float32")
-        m = (q * ops.abs(q)) * (self.scales.value * (1.0 / LEVELS**2))
-        m = ops.reshape(m, grouping.counts + (-1,))
+        m = ops.reshape(self._decoded(), grouping.counts + (-1,))
         if grouping.pad:
             m = m[..., : grouping.local_size]
         return ops.cast(grouping.ungroup(m), self.compute_dtype)
@@ -133,14 +145,68 @@ class Blockwise:
         optimizer.assign(self.scales, scales)
         return scales
 
+    def advance(self, optimizer, m, g, beta_2, order):
+        """Store ``m <- m * beta_2 + g * (1 - beta_2)`` (``order`` applied to
+        the new value, see ``lionr.kernels.after_parameter``); returns the
+        scales.
+
+        Where the blocks tile each local tensor (no padding), the new value
+        is computed in the blocks' shape, from the stored codes (``read``'s
+        ``m``, in the parameter's shape, is not used) and the gradient laid
+        out as blocks: each new code then depends only on the old code at
+        its place, and XLA writes the codes in place instead of computing
+        them into a temporary and copying them. With a padded last block,
+        padding the gradient would make XLA write a padded copy of it, so
+        the value is computed from ``m`` in the parameter's shape and
+        written by ``write``. The arithmetic is the step's either way.
+        """
+        grouping = self.grouping
+        if grouping.pad:
+            m_new = ops.add(
+                ops.multiply(m, beta_2), ops.multiply(g, 1.0 - beta_2)
+            )
+            return self.write(optimizer, order(m_new))
+        g = ops.reshape(grouping.group(g), self.codes.shape)
+        m = ops.cast(self._decoded(), self.compute_dtype)
+        m_new = ops.add(ops.multiply(m, beta_2), ops.multiply(g, 1.0 - beta_2))
+        codes, scales = _quantize(ops.cast(order(m_new), "float32"))
+        optimizer.assign(self.codes, codes)
+        optimizer.assign(self.scales, scales)
+        return scales
+
 
 def _quantize(blocks):
     """``(codes, scales)`` of float32 ``blocks``, one block per last axis."""
-    scale = ops.max(ops.abs(blocks), axis=-1, keepdims=True)
+    scale = _block_max(ops.abs(blocks))
     codes = ops.round(
         ops.sign(blocks) * ops.sqrt(ops.abs(blocks) * _code_factor(scale))
     )
     return ops.cast(codes, "int8"), scale
+
+
+SLICES = 8  # see _block_max
+
+
+def _block_max(a):
+    """``max(a, axis=-1, keepdims=True)`` over blocks of ``BLOCK`` values.
+
+    In a step that tensorflow compiles with XLA, XLA's CPU code reduces a
+    row of 256 values one at a time; the maximum of ``SLICES`` strided
+    slices, elementwise, runs vectorized and leaves a row of 32 to reduce
+    (int8 step at 1e7 parameters: 1.75 to 1.40 times the float32 step).
+    jax's XLA reduces rows with vectorized code of its own, and eager
+    steps would pay a call per slice, so they reduce the row directly. The
+    maximum is the same either way.
+    """
+    xla_tf = keras.backend.backend() == "tensorflow"
+    if not (xla_tf and kernels.traced_for_xla(a)):
+        return ops.max(a, axis=-1, keepdims=True)
+    lead = tuple(a.shape[:-1])
+    a = ops.reshape(a, lead + (SLICES, BLOCK // SLICES))
+    most = a[..., 0, :]
+    for i in range(1, SLICES):
+        most = ops.maximum(most, a[..., i, :])
+    return ops.max(most, axis=-1, keepdims=True)
 
 
 def _code_factor(scale):
