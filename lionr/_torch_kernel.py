@@ -216,9 +216,7 @@ def _encode(block, codes, scales, scratch):
     torch.amax(scratch, dim=1, keepdim=True, out=scales)
     factor = (state.LEVELS**2 / scales).clamp_(max=state.FLOAT32_MAX)
     scratch.mul_(factor).sqrt_().round_()  # rounding commutes with the sign
-    # copysign for sign(m) * x: equal wherever it matters (x is NaN
-    # wherever m is, and a code of +-0 is 0).
-    codes.copy_(torch.copysign(scratch, block, out=scratch))
+    codes.copy_(block.sign_().mul_(scratch))
 
 
 class _Piece:

@@ -108,9 +108,12 @@ def step(optimizer, plan, grads, lr, betas):
         gs = [g_pieces[k] for k in group.where]
         ws, ts, cs = group.views(w_buf), group.spare, group.cs
         torch._foreach_copy_(ws, group.ps)
-        if kahan:  # a 16-bit operand is widened exactly into float32
+        if kahan:
+            # Widened by a copy first: an operation on mixed dtypes runs
+            # unvectorized here, slower than the copy and the operation.
             errors = [x.error for x in group.pieces]
-            torch._foreach_add_(ws, errors)
+            torch._foreach_copy_(ts, errors)
+            torch._foreach_add_(ws, ts)
         decayed = [i for i, x in enumerate(group.pieces) if x.decayed]
         if decay is not None and decayed:
             wd_, td_ = [ws[i] for i in decayed], [ts[i] for i in decayed]
@@ -134,7 +137,8 @@ def step(optimizer, plan, grads, lr, betas):
         group.store()
         if kahan:
             torch._foreach_copy_(group.ps, ws)
-            torch._foreach_sub_(ws, group.ps)  # w - p, exact in float32
+            torch._foreach_copy_(ts, group.ps)
+            torch._foreach_sub_(ws, ts)  # w - p, exact in float32
             torch._foreach_copy_(errors, ws)
             continue
         for j, (p, w) in enumerate(zip(group.ps, ws)):
@@ -162,6 +166,6 @@ def round_piece(w, index_c1, scalar, x, y):
     # where(isnan(w), w, r) in integer operations (torch's isnan and where
     # cost several times more): y = -1 where |w|'s bits exceed infinity's
     # (NaN), else 0; then w <- r ^ ((w ^ r) & y).
-    y.copy_(bits).bitwise_and_(0x7FFFFFFF).add_(0x007FFFFF)
+    torch.bitwise_and(bits, 0x7FFFFFFF, out=y).add_(0x007FFFFF)
     y.clamp_(-1, 0)
     bits.bitwise_xor_(x).bitwise_and_(y).bitwise_xor_(x)
