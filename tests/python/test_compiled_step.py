@@ -5,6 +5,7 @@ variables. Both go through XLA. On jax also as custom loops compile it:
 without donation, and donated state first (the buffers of parameters and
 momenta then cross, see ``DONATIONS``)."""
 
+import math
 import re
 
 import numpy as np
@@ -231,3 +232,56 @@ def test_steps_that_need_a_temporary_share_one(case):
     temp = compiled.memory_analysis().temp_size_in_bytes
     one = 4 * 256 * 256  # one variable's float32 temporary
     assert temp < 2 * one, (temp, one)
+
+
+def _int8_reference(m):
+    """Codes and scales of flat float32 ``m`` (``lionr.state``'s rule)."""
+    pad = (-m.size) % 256
+    blocks = np.pad(m, (0, pad)).reshape(-1, 256)
+    scales = np.abs(blocks).max(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k = np.minimum(np.float32(127**2) / scales, np.finfo("float32").max)
+        codes = np.round(np.sign(blocks) * np.sqrt(np.abs(blocks) * k))
+    return codes.astype("int8"), scales
+
+
+def _int8_decoded(codes, scales, size):
+    q = codes.astype("float32")
+    return ((q * np.abs(q)) * (scales * np.float32(1 / 127**2))).ravel()[:size]
+
+
+def test_compiled_int8_steps_store_the_rule_bit_for_bit():
+    """Compiled as Keras's trainer compiles it, the int8 momentum after each
+    step holds the codes and scales of ``m * b2 + g * (1 - b2)`` (float32,
+    from the decoded old momentum), computed here in numpy: for a tensor
+    whose blocks tile it (written in the blocks' shape) and for one with a
+    padded last block; on tensorflow the block maxima come from strided
+    slices. XLA on a CPU with fused multiply-add contracts ``g * (1 - b2)``
+    into the sum (one rounding); either rounding is accepted, the same for
+    the whole tensor."""
+    shapes = [(64, 64), (5000,)]
+    optimizer = lionr.Lion(momentum_dtype="int8", beta_2=0.95)
+    step = CompiledStep(optimizer, shapes=shapes)
+    slots = [optimizer._slots[i] for i in range(len(shapes))]
+    where = {id(v): i for i, v in enumerate(optimizer.variables)}
+    b2 = np.float32(0.95)
+    rest = np.float32(1) - b2
+    memory = [np.zeros(math.prod(s), "float32") for s in shapes]
+    for t in range(3):
+        grads = [normal(40 + 5 * t + i, s) for i, s in enumerate(shapes)]
+        grads[0][0, :3] = [0.0, -0.0, 1e-30]
+        step(grads)
+        state = step.values()[len(shapes):]
+        for i, (slot, g) in enumerate(zip(slots, grads)):
+            kept = memory[i] * b2
+            rounded_twice = kept + g.ravel() * rest
+            fused = (kept.astype("float64") + g.ravel().astype("float64")
+                     * np.float64(rest)).astype("float32")
+            codes = state[where[id(slot.codes)]]
+            scales = state[where[id(slot.scales)]]
+            wanted = [_int8_reference(m) for m in (rounded_twice, fused)]
+            assert any(
+                np.array_equal(codes, c) and np.array_equal(scales, s)
+                for c, s in wanted
+            ), (t, i)
+            memory[i] = _int8_decoded(codes, scales, g.size)
