@@ -71,8 +71,7 @@ class Plain:
         """Store ``m <- m * beta_2 + g * (1 - beta_2)``, computed from ``m``
         as ``read`` gave it, with ``order`` applied to the new value (see
         ``lionr.kernels.after_parameter``); returns what was stored."""
-        m_new = ops.add(ops.multiply(m, beta_2), ops.multiply(g, 1.0 - beta_2))
-        return self.write(optimizer, order(m_new))
+        return self.write(optimizer, order(_averaged(m, g, beta_2)))
 
 
 class Blockwise:
@@ -162,17 +161,20 @@ class Blockwise:
         """
         grouping = self.grouping
         if grouping.pad:
-            m_new = ops.add(
-                ops.multiply(m, beta_2), ops.multiply(g, 1.0 - beta_2)
-            )
-            return self.write(optimizer, order(m_new))
+            return self.write(optimizer, order(_averaged(m, g, beta_2)))
         g = ops.reshape(grouping.group(g), self.codes.shape)
         m = ops.cast(self._decoded(), self.compute_dtype)
-        m_new = ops.add(ops.multiply(m, beta_2), ops.multiply(g, 1.0 - beta_2))
-        codes, scales = _quantize(ops.cast(order(m_new), "float32"))
+        m_new = order(_averaged(m, g, beta_2))
+        codes, scales = _quantize(ops.cast(m_new, "float32"))
         optimizer.assign(self.codes, codes)
         optimizer.assign(self.scales, scales)
         return scales
+
+
+def _averaged(m, g, beta_2):
+    """``m * beta_2 + g * (1 - beta_2)``, each product rounded, then the
+    sum (the step's momentum update, the same on every path)."""
+    return ops.add(ops.multiply(m, beta_2), ops.multiply(g, 1.0 - beta_2))
 
 
 def _quantize(blocks):
