@@ -130,3 +130,22 @@ def variables_of(arrays, prefix="w"):
         keras.Variable(np.asarray(a, dtype="float32"), name=f"{prefix}{i}")
         for i, a in enumerate(arrays)
     ]
+
+
+def int8_blocks(blocks):
+    """Codes and scales of float32 ``blocks`` (one block per last axis), as
+    ``lionr.state`` documents the int8 momentum: ``scale = max |m|``,
+    codes ``round-half-even(sign(m) sqrt(|m| k))`` with
+    ``k = min(127**2 / scale, the largest float32)``, in float32."""
+    scales = np.abs(blocks).max(axis=-1, keepdims=True)
+    with np.errstate(divide="ignore"):
+        k = np.minimum(np.float32(127**2) / scales, np.finfo("float32").max)
+    codes = np.round(np.sign(blocks) * np.sqrt(np.abs(blocks) * k))
+    return codes.astype("int8"), scales.astype("float32")
+
+
+def int8_decoded(codes, scales):
+    """The float32 values int8 ``codes`` and ``scales`` stand for:
+    ``(q * |q|) * (scale / 127**2)``."""
+    q = codes.astype("float32")
+    return (q * np.abs(q)) * (scales * np.float32(1 / 127**2))

@@ -13,6 +13,7 @@ import lionr
 from lionr import checkpoint
 from lionr import shards
 from lionr import state
+import reference
 
 
 def _optimizer(shape=(64, 128)):
@@ -30,11 +31,7 @@ def _quantize(m, grouping):
         widths = [(0, 0)] * len(grouping.counts) + [(0, grouping.pad)]
         local = np.pad(local, widths)
     blocks = local.reshape(grouping.counts + (grouping.blocks, 256))
-    scales = np.abs(blocks).max(axis=-1, keepdims=True)
-    with np.errstate(divide="ignore"):
-        k = np.minimum(np.float32(127**2) / scales, np.finfo("float32").max)
-    codes = np.round(np.sign(blocks) * np.sqrt(np.abs(blocks) * k))
-    return codes.astype("int8"), scales.astype("float32")
+    return reference.int8_blocks(blocks)
 
 
 def _momentum(shape=(64, 128)):

@@ -15,6 +15,7 @@ import keras
 
 import lionr
 from lionr import kernels
+import reference
 from reference import numpy_of
 from tiny import BACKEND
 from tiny import normal
@@ -235,19 +236,12 @@ def test_steps_that_need_a_temporary_share_one(case):
 
 
 def _int8_reference(m):
-    """Codes and scales of flat float32 ``m`` (``lionr.state``'s rule)."""
-    pad = (-m.size) % 256
-    blocks = np.pad(m, (0, pad)).reshape(-1, 256)
-    scales = np.abs(blocks).max(axis=1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        k = np.minimum(np.float32(127**2) / scales, np.finfo("float32").max)
-        codes = np.round(np.sign(blocks) * np.sqrt(np.abs(blocks) * k))
-    return codes.astype("int8"), scales
+    """Codes and scales of flat float32 ``m``, its last block padded."""
+    return reference.int8_blocks(np.pad(m, (0, (-m.size) % 256)).reshape(-1, 256))
 
 
 def _int8_decoded(codes, scales, size):
-    q = codes.astype("float32")
-    return ((q * np.abs(q)) * (scales * np.float32(1 / 127**2))).ravel()[:size]
+    return reference.int8_decoded(codes, scales).ravel()[:size]
 
 
 def test_compiled_int8_steps_store_the_rule_bit_for_bit():

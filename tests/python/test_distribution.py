@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import reference
 from conftest import BACKEND
 
 pytestmark = pytest.mark.skipif(
@@ -171,15 +172,6 @@ def test_state_bytes_per_device(runs, layout, momentum_dtype):
         assert run["slot_bytes"]["d1/kernel"] <= 1.1 / 4 * 64 * 128
 
 
-def _quantize(blocks):
-    """Codes and scales of float32 rows of 256, as lionr.state documents."""
-    scales = np.abs(blocks).max(axis=-1, keepdims=True)
-    with np.errstate(divide="ignore"):
-        k = np.minimum(np.float32(127**2) / scales, np.finfo("float32").max)
-    codes = np.round(np.sign(blocks) * np.sqrt(np.abs(blocks) * k))
-    return codes.astype("int8"), scales
-
-
 def test_int8_blocks_of_a_last_axis_shard_are_its_devices_own(runs):
     """A (64, 512) momentum sharded (None, "model") over 4: each device
     quantizes its own 64 x 128 values, flattened, in blocks of 256, and
@@ -192,15 +184,14 @@ def test_int8_blocks_of_a_last_axis_shard_are_its_devices_own(runs):
     read = np.empty_like(m)
     for j in range(4):
         local = m[:, 128 * j : 128 * (j + 1)].reshape(32, 256)
-        want_codes, want_scales = _quantize(local)
+        want_codes, want_scales = reference.int8_blocks(local)
         np.testing.assert_array_equal(codes[j], want_codes)
         np.testing.assert_array_equal(scales[j], want_scales)
-        q = want_codes.astype("float32")
-        decoded = (q * np.abs(q)) * (want_scales * np.float32(1 / 127**2))
+        decoded = reference.int8_decoded(want_codes, want_scales)
         read[:, 128 * j : 128 * (j + 1)] = decoded.reshape(64, 128)
     np.testing.assert_allclose(np.array(run["read"]), read, rtol=1e-6, atol=0)
     # These are not the blocks of the whole flattened tensor.
-    whole, _ = _quantize(m.reshape(-1, 256))
+    whole, _ = reference.int8_blocks(m.reshape(-1, 256))
     assert not np.array_equal(codes.reshape(-1, 256), whole)
 
 
