@@ -85,12 +85,16 @@ def after_parameter(m_new, variable):
         return m_new
     if math.prod(variable.shape) == 0:
         return m_new
-    # Indexed, not flattened: flattening a parameter cut along a later
-    # axis (keras.distribution) would make XLA gather all of it.
-    value = ops.convert_to_tensor(variable)
-    first = value[(0,) * len(value.shape)]
-    never = ops.greater(first, math.inf)
-    return ops.subtract(m_new, ops.cast(never, m_new.dtype))
+    return _depending(m_new, ops.convert_to_tensor(variable))
+
+
+def _depending(x, y):
+    """``x - (y0 > inf)`` for the first element ``y0`` of nonempty ``y``:
+    ``x`` to the bit (``+0.0`` is subtracted), computed after ``y``.
+    Indexed, not flattened: flattening a parameter cut along a later axis
+    (keras.distribution) would make XLA gather all of it."""
+    never = ops.greater(y[(0,) * len(y.shape)], math.inf)
+    return ops.subtract(x, ops.cast(never, x.dtype))
 
 
 def after(x, previous):
@@ -121,8 +125,7 @@ def after(x, previous):
         return x  # one element of a sharded tensor would travel
     for y in previous:
         if math.prod(y.shape):
-            never = ops.greater(y[(0,) * len(y.shape)], math.inf)
-            x = ops.subtract(x, ops.cast(never, x.dtype))
+            x = _depending(x, y)
     return x
 
 
